@@ -1,0 +1,66 @@
+"""An example host app: its own model and routes, with the federation API mounted.
+
+Run it with ``bash examples/run-demo.sh`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, jsonify
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import String, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from flask_federation import Federation, current_principal, with_provider_auth
+
+
+class HostBase(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=HostBase)
+federation = Federation()
+
+
+class Announcement(db.Model):  # type: ignore[name-defined, misc]
+    """The host's own table, beside the federation tables in the same database."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(String(500))
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=os.environ.get("SECRET_KEY", "demo-only-secret-change-me"),
+        SQLALCHEMY_DATABASE_URI=os.environ.get("DATABASE_URL", "sqlite:///federation-demo.db"),
+        FEDERATION_ENABLED=True,
+    )
+    # FEDERATION_* environment variables override the defaults above; the extension parses their strings.
+    app.config.update({key: value for key, value in os.environ.items() if key.startswith("FEDERATION_")})
+    app.config.update(config or {})
+    db.init_app(app)
+    federation.init_app(app, db)
+
+    @app.get("/")
+    def index() -> Any:
+        return jsonify(service="example host app", federation_api="/federation/openapi.json")
+
+    @app.get("/partner/announcements")
+    @with_provider_auth("tenants:read")
+    def partner_announcements() -> Any:
+        """A host route reusing the federation's provider auth."""
+        texts = db.session.execute(select(Announcement.text).order_by(Announcement.id)).scalars().all()
+        return jsonify(provider=current_principal.subject_id, announcements=list(texts))
+
+    @app.cli.command("init-host-db")
+    def init_host_db() -> None:
+        """Create the host's own tables and a sample announcement."""
+        db.create_all()
+        if db.session.execute(select(Announcement)).first() is None:
+            db.session.add(Announcement(text="Maintenance window on Sunday 02:00 UTC."))
+            db.session.commit()
+
+    return app

@@ -1,0 +1,149 @@
+"""Turn the request's credentials into a :class:`Principal`, or raise 401."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import logging
+
+from flask import request
+from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
+
+from ..context import request_state
+from ..entitlements import Audience
+from ..errors import Unauthorized
+from ..models import Credential, utcnow
+from ..state import get_state
+from .api_keys import MalformedKey, hash_key, looks_like_api_key, parse_key
+from .principal import AUTH_METHOD_API_KEY, Principal
+
+logger = logging.getLogger("flask_federation")
+
+#: Query parameters that clients sometimes use for credentials; named in the 401 so callers know why.
+_QUERY_CREDENTIAL_NAMES = ("access_token", "api_key", "apikey", "key", "token")
+
+# Compared against when the key id is unknown, so an unknown id costs the same time as a wrong secret.
+_DUMMY_HASH = "0" * 64
+
+# Writing last_used_at on every request would turn reads into writes; once per window is enough for diagnostics.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+def _challenge(error: str | None = None) -> dict[str, str]:
+    value = 'Bearer realm="federation"'
+    if error is not None:
+        value += f', error="{error}"'
+
+    return {"WWW-Authenticate": value}
+
+
+def invalid_token(message: str) -> Unauthorized:
+    return Unauthorized(message, headers=_challenge("invalid_token"))
+
+
+def bearer_token() -> str | None:
+    """Return the bearer token of the request, or raise 401 for a malformed Authorization header."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "The Authorization header must read 'Bearer <key or token>'.",
+            headers=_challenge("invalid_request"),
+        )
+
+    return token.strip()
+
+
+def authenticate(audience: Audience) -> Principal:
+    """Return the principal of ``audience`` that the request proves, or raise :class:`Unauthorized`.
+
+    The result is cached for the request so that stacked decorators look the credential up once.
+    """
+    cache: dict[Audience, Principal] = request_state().setdefault("principals", {})
+    if audience in cache:
+        return cache[audience]
+
+    token = bearer_token()
+    if token is None:
+        if any(name in request.args for name in _QUERY_CREDENTIAL_NAMES):
+            raise Unauthorized(
+                "Credentials in the query string are not accepted. Send 'Authorization: Bearer <key>' instead.",
+                headers=_challenge("invalid_request"),
+            )
+
+        raise Unauthorized(headers=_challenge())
+
+    state = get_state()
+    principal: Principal | None = None
+    if looks_like_api_key(token):
+        if not state.settings.legacy_auth_enabled:
+            raise invalid_token("API keys are no longer accepted here. Authenticate with an OIDC access token instead.")
+
+        principal = authenticate_api_key(token, audience)
+    else:
+        oidc = state.components.get("oidc")
+        if oidc is None:
+            raise invalid_token("The bearer token is not a valid API key.")
+
+        principal = oidc.authenticate_bearer(token, audience)
+
+    cache[audience] = principal
+    return principal
+
+
+def authenticate_api_key(key: str, audience: Audience) -> Principal:
+    """Verify an API key of ``audience`` against its stored hash and return its principal."""
+    try:
+        parsed = parse_key(key)
+    except MalformedKey as error:
+        raise invalid_token(str(error)) from None
+
+    if parsed.audience is not audience:
+        raise invalid_token(
+            f"This route takes a {audience.value} credential; the key is a {parsed.audience.value} key."
+        )
+
+    session = get_state().session
+    credential = session.execute(
+        select(Credential)
+        .options(joinedload(Credential.provider), joinedload(Credential.developer))
+        .where(Credential.key_id == parsed.key_id)
+    ).scalar_one_or_none()
+    stored_hash = credential.key_hash if credential is not None else _DUMMY_HASH
+    if not hmac.compare_digest(hash_key(key), stored_hash) or credential is None:
+        raise invalid_token("The API key is not valid.")
+
+    now = utcnow()
+    if credential.revoked_at is not None:
+        raise invalid_token("The API key has been revoked. Ask the platform for a new key.")
+
+    if credential.expires_at is not None and credential.expires_at <= now:
+        raise invalid_token("The API key has expired. Ask the platform for a new key.")
+
+    owner = credential.provider if audience is Audience.PROVIDER else credential.developer
+    assert owner is not None, "the one_owner check constraint guarantees an owner of the key's audience"
+    principal = Principal(
+        audience=audience,
+        subject_id=owner.public_id,
+        subject_pk=owner.id,
+        display_name=owner.name,
+        credential_id=credential.key_id,
+        entitlements=frozenset(credential.entitlements),
+        auth_method=AUTH_METHOD_API_KEY,
+    )
+    _touch(credential, now)
+    return principal
+
+
+def _touch(credential: Credential, now: dt.datetime) -> None:
+    if credential.last_used_at is not None and now - credential.last_used_at < LAST_USED_RESOLUTION:
+        return
+
+    session = get_state().session
+    # A separate UPDATE rather than an ORM change, so the view's own transaction stays untouched.
+    session.execute(update(Credential).where(Credential.id == credential.id).values(last_used_at=now))
+    session.commit()

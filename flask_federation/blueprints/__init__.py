@@ -1,0 +1,24 @@
+"""The federation blueprints, built per app inside ``init_app``."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from .developer import NAME as DEVELOPER_BLUEPRINT
+from .developer import create_developer_blueprint
+from .meta import NAME as META_BLUEPRINT
+from .meta import create_meta_blueprint
+from .provider import NAME as PROVIDER_BLUEPRINT
+from .provider import create_provider_blueprint
+
+#: Names of the blueprints whose routes form the documented federation API.
+API_BLUEPRINTS = (PROVIDER_BLUEPRINT, DEVELOPER_BLUEPRINT)
+
+
+def register_blueprints(app: Flask, prefix: str) -> None:
+    app.register_blueprint(create_provider_blueprint(), url_prefix=f"{prefix}/provider/v1")
+    app.register_blueprint(create_developer_blueprint(), url_prefix=f"{prefix}/developer/v1")
+    app.register_blueprint(create_meta_blueprint(), url_prefix=prefix)
+
+
+__all__ = ["API_BLUEPRINTS", "DEVELOPER_BLUEPRINT", "META_BLUEPRINT", "PROVIDER_BLUEPRINT", "register_blueprints"]

@@ -1,0 +1,20 @@
+"""Every federation table. Importing this package registers them all on ``Base.metadata``."""
+
+from __future__ import annotations
+
+from .base import Base, new_public_id, utcnow
+from .core import TENANT_STATUSES, Credential, Developer, Provider, Tenant
+
+metadata = Base.metadata
+
+__all__ = [
+    "TENANT_STATUSES",
+    "Base",
+    "Credential",
+    "Developer",
+    "Provider",
+    "Tenant",
+    "metadata",
+    "new_public_id",
+    "utcnow",
+]

@@ -1,0 +1,197 @@
+"""The OpenAPI 3.1 document, generated with apispec from the marshmallow schemas.
+
+Each federation view carries its operation description through :func:`documented`;
+:func:`build_openapi` walks the app's URL map, so a route without a description
+fails the build instead of going undocumented.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask
+from marshmallow import Schema
+
+from .schemas import ErrorEnvelopeSchema
+from .version import package_version
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_ATTRIBUTE = "__federation_openapi__"
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed request: `invalid_json`, `invalid_cursor`, `bad_request`, `idempotency_key_missing`, `idempotency_key_invalid`.",
+    401: "Missing or invalid credential: `unauthorized`. The `WWW-Authenticate` header names the problem.",
+    403: "The credential lacks an entitlement: `forbidden`.",
+    404: "Not found, or owned by another provider: `not_found`.",
+    409: "Conflict: `conflict`, `idempotency_key_in_use`.",
+    413: "Body too large: `payload_too_large`.",
+    415: "Body is not JSON: `unsupported_media_type`.",
+    422: "Invalid fields: `validation_error`, `idempotency_key_reused`. `error.details` lists each field.",
+    429: "Rate limit exceeded: `rate_limited`. Retry after `Retry-After` seconds.",
+    503: "A backing store is unavailable: `service_unavailable`. Retry after `Retry-After` seconds.",
+}
+_REQUEST_ID_HEADER = {
+    "description": "The request id: the caller's valid `X-Request-ID`, or a generated one.",
+    "schema": {"type": "string"},
+}
+_PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    """The OpenAPI description of one federation view."""
+
+    summary: str
+    tag: str
+    entitlement: str | None
+    query: type[Schema] | None
+    body: type[Schema] | None
+    response: type[Schema] | None
+    status: int
+    errors: tuple[int, ...]
+    headers: Mapping[str, Any]
+    description: str | None
+
+
+def documented(
+    summary: str,
+    *,
+    tag: str,
+    entitlement: str | None = None,
+    query: type[Schema] | None = None,
+    body: type[Schema] | None = None,
+    response: type[Schema] | None = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+    headers: Mapping[str, Any] | None = None,
+) -> Callable[[F], F]:
+    """Attach an OpenAPI operation description to a view; the view's docstring becomes its description."""
+
+    def decorator(view: F) -> F:
+        operation = Operation(
+            summary, tag, entitlement, query, body, response, status, errors, dict(headers or {}), view.__doc__
+        )
+        setattr(view, _ATTRIBUTE, operation)
+        return view
+
+    return decorator
+
+
+def _envelope(schema_name: str | None) -> dict[str, Any]:
+    data: dict[str, Any] = {"$ref": f"#/components/schemas/{schema_name}"} if schema_name else {"type": "null"}
+    return {
+        "type": "object",
+        "required": ["ok", "data"],
+        "properties": {"ok": {"type": "boolean", "const": True}, "data": data},
+    }
+
+
+def _operation_dict(operation: Operation, path_parameters: list[str]) -> dict[str, Any]:
+    headers = {"X-Request-ID": _REQUEST_ID_HEADER, **operation.headers}
+    success_name = operation.response.__name__.removesuffix("Schema") if operation.response else None
+    responses: dict[str, Any] = {
+        str(operation.status): {
+            "description": "Success.",
+            "headers": headers,
+            "content": {"application/json": {"schema": _envelope(success_name)}},
+        }
+    }
+    for status in sorted(set(operation.errors)):
+        responses[str(status)] = {
+            "description": _ERROR_DESCRIPTIONS.get(status, "Error."),
+            "headers": headers,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+        }
+
+    parameters: list[dict[str, Any]] = [
+        {"in": "path", "name": name, "required": True, "schema": {"type": "string"}} for name in path_parameters
+    ]
+    if operation.query is not None:
+        parameters.append({"in": "query", "schema": operation.query})
+
+    result: dict[str, Any] = {
+        "summary": operation.summary,
+        "tags": [operation.tag],
+        "security": [{"bearerAuth": []}],
+        "responses": responses,
+    }
+    if operation.description:
+        result["description"] = " ".join(operation.description.split())
+
+    if operation.entitlement:
+        result["x-entitlement"] = operation.entitlement
+
+    if parameters:
+        result["parameters"] = parameters
+
+    if operation.body is not None:
+        result["requestBody"] = {"required": True, "content": {"application/json": {"schema": operation.body}}}
+
+    return result
+
+
+def build_openapi(app: Flask) -> dict[str, Any]:
+    """Return the OpenAPI document of the federation routes registered on ``app``.
+
+    Paths are relative to the URL prefix, which the ``servers`` entry carries, so the
+    document is the same whatever prefix a deployment chooses.
+    """
+    from .blueprints import API_BLUEPRINTS
+    from .state import get_state
+
+    prefix = get_state(app).settings.url_prefix
+    spec = APISpec(
+        title="flask-federation API",
+        version=package_version(),
+        openapi_version="3.1.0",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Partner-facing federation API: provider tenant management and developer diagnostics."},
+        servers=[{"url": prefix}],
+    )
+    spec.components.security_scheme(
+        "bearerAuth",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key (`ffp_...` for providers, `ffd_...` for developers) or, in OIDC mode, an access token.",
+        },
+    )
+    spec.components.schema("ErrorEnvelope", schema=ErrorEnvelopeSchema)
+
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda item: item.rule):
+        if rule.endpoint.partition(".")[0] not in API_BLUEPRINTS:
+            continue
+
+        view = app.view_functions[rule.endpoint]
+        operation = getattr(view, _ATTRIBUTE, None)
+        if operation is None:
+            raise RuntimeError(
+                f"Route {rule.rule} ({rule.endpoint}) has no OpenAPI description; decorate it with @documented."
+            )
+
+        if operation.response is not None:
+            name = operation.response.__name__.removesuffix("Schema")
+            if name not in spec.components.schemas:
+                spec.components.schema(name, schema=operation.response)
+
+        path = _PATH_PARAMETER.sub(r"{\1}", rule.rule.removeprefix(prefix))
+        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        for method in methods:
+            paths.setdefault(path, {})[method.lower()] = _operation_dict(operation, _PATH_PARAMETER.findall(rule.rule))
+
+    for path in sorted(paths):
+        spec.path(path=path, operations=paths[path])
+
+    return spec.to_dict()
+
+
+def render_openapi(app: Flask) -> str:
+    """Return the document as stable, indented JSON: the form committed to ``docs/api/openapi.json``."""
+    return json.dumps(build_openapi(app), indent=2, sort_keys=True) + "\n"

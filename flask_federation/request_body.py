@@ -1,0 +1,77 @@
+"""Reading JSON request bodies with the federation's limits and errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from flask import request
+from marshmallow import Schema
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from .errors import InvalidJSON, PayloadTooLarge, UnsupportedMediaType
+from .schemas import load_or_raise
+from .state import get_state
+
+# Python's json module recurses per nesting level; a cap well below the
+# interpreter's recursion limit turns a deeply nested body into a 400, not a 500.
+MAX_JSON_DEPTH = 32
+
+
+def _check_nesting(raw: bytes) -> None:
+    # Count brackets before parsing, because json.loads itself can overflow the stack on deep input.
+    level = 0
+    in_string = False
+    escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            level += 1
+            if level > MAX_JSON_DEPTH:
+                raise InvalidJSON(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.")
+        elif byte in (0x5D, 0x7D):
+            level -= 1
+
+
+def read_body() -> bytes:
+    """Return the raw body, cached for later readers, or raise 413 past ``FEDERATION_MAX_BODY_BYTES``."""
+    limit = get_state().settings.max_body_bytes
+    # Werkzeug enforces this limit on chunked bodies too, while it reads.
+    request.max_content_length = limit
+    try:
+        return request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(f"The request body exceeds {limit} bytes. Send a smaller body.") from None
+
+
+def read_json_object() -> dict[str, Any]:
+    """Return the request body as a JSON object, or raise 413, 415 or 400 ``invalid_json``."""
+    if not request.is_json:
+        raise UnsupportedMediaType()
+
+    raw = read_body()
+
+    _check_nesting(raw)
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidJSON(f"The request body is not valid JSON: {error}.") from None
+
+    if not isinstance(body, dict):
+        raise InvalidJSON("The request body must be a JSON object.")
+
+    return body
+
+
+def load_query(schema: Schema, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Validate query parameters with ``schema``, raising 422 with per-parameter details."""
+    return load_or_raise(schema, request.args if args is None else args)

@@ -1,0 +1,133 @@
+"""Marshmallow schemas: request validation and response shapes, and the source of the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+
+from .errors import ValidationFailed
+from .models import TENANT_STATUSES
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+REGION_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
+MAX_METADATA_BYTES = 8 * 1024
+MAX_METADATA_KEYS = 50
+
+
+def load_or_raise(schema: Schema, data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    """Load ``data`` with ``schema``, raising 422 ``validation_error`` with per-field details."""
+    try:
+        loaded: dict[str, Any] = schema.load(data, partial=partial)
+    except ValidationError as error:
+        messages = error.normalized_messages()  # type: ignore[no-untyped-call]
+        raise ValidationFailed(details=messages) from None
+
+    return loaded
+
+
+class StrictSchema(Schema):
+    """A schema that rejects unknown and read-only fields instead of dropping them."""
+
+    class Meta:
+        unknown = RAISE
+
+
+def validate_metadata(value: dict[str, Any]) -> None:
+    if len(value) > MAX_METADATA_KEYS:
+        raise ValidationError(f"Metadata may have at most {MAX_METADATA_KEYS} keys; it has {len(value)}.")
+
+    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if size > MAX_METADATA_BYTES:
+        raise ValidationError(f"Metadata may be at most {MAX_METADATA_BYTES} bytes as JSON; it is {size}.")
+
+
+class TenantSchema(StrictSchema):
+    """A tenant as the API returns it; the read-only fields are rejected on input."""
+
+    id = fields.String(dump_only=True, attribute="public_id", metadata={"description": "Opaque public id, `ten_...`."})
+    provider_id = fields.String(
+        dump_only=True,
+        attribute="provider.public_id",
+        metadata={"description": "Public id of the owning provider, `prv_...`."},
+    )
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    slug = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            SLUG_PATTERN,
+            error="Slug must be 1 to 63 lowercase letters, digits or hyphens, not starting or ending with a hyphen.",
+        ),
+        metadata={"description": "Unique per provider."},
+    )
+    status = fields.String(load_default="active", validate=validate.OneOf(TENANT_STATUSES))
+    region = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            REGION_PATTERN, error="Region must be 1 to 32 lowercase letters, digits or hyphens, such as 'eu-west-1'."
+        ),
+    )
+    metadata = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)), attribute="metadata_", load_default=dict
+    )
+    created_at = fields.AwareDateTime(dump_only=True, format="iso")
+    updated_at = fields.AwareDateTime(dump_only=True, format="iso")
+
+    @validates("metadata")
+    def _check_metadata(self, value: dict[str, Any], **_: Any) -> None:
+        validate_metadata(value)
+
+
+class TenantListQuerySchema(StrictSchema):
+    status = fields.String(validate=validate.OneOf(TENANT_STATUSES))
+    limit = fields.Integer(metadata={"description": "Page size, 1 to the configured maximum (default 100)."})
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=512), metadata={"description": "`next_cursor` of the previous page."}
+    )
+
+
+class TenantPageSchema(Schema):
+    items = fields.List(fields.Nested(TenantSchema), required=True)
+    next_cursor = fields.String(
+        allow_none=True, required=True, metadata={"description": "Cursor of the next page, or null on the last page."}
+    )
+
+
+class CredentialInfoSchema(Schema):
+    id = fields.String(
+        allow_none=True, metadata={"description": "Key id (never the secret), or the token id for OIDC."}
+    )
+    created_at = fields.AwareDateTime(allow_none=True, format="iso")
+    expires_at = fields.AwareDateTime(allow_none=True, format="iso")
+    last_used_at = fields.AwareDateTime(allow_none=True, format="iso")
+
+
+class PrincipalInfoSchema(Schema):
+    audience = fields.String(required=True)
+    id = fields.String(required=True, metadata={"description": "Public id of the developer, `dev_...`."})
+    name = fields.String(required=True)
+
+
+class DiagnosticsSchema(Schema):
+    principal = fields.Nested(PrincipalInfoSchema, required=True)
+    auth_method = fields.String(required=True, metadata={"description": "`api_key`, `oidc_bearer` or `oidc_session`."})
+    credential = fields.Nested(CredentialInfoSchema, required=True)
+    entitlements = fields.List(fields.String(), required=True)
+    feature_flags = fields.Dict(keys=fields.String(), values=fields.Boolean(), required=True)
+    server_time = fields.AwareDateTime(required=True, format="iso")
+    version = fields.String(required=True, metadata={"description": "Version of flask-federation."})
+    request_id = fields.String(required=True)
+
+
+class ErrorDetailSchema(Schema):
+    code = fields.String(required=True, metadata={"description": "Stable machine-readable error code."})
+    message = fields.String(required=True)
+    details = fields.Raw(metadata={"description": "Per-field errors or other structured detail."})
+    request_id = fields.String(required=True)
+
+
+class ErrorEnvelopeSchema(Schema):
+    ok = fields.Boolean(required=True, metadata={"enum": [False]})
+    error = fields.Nested(ErrorDetailSchema, required=True)

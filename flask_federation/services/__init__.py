@@ -1,0 +1,1 @@
+"""Service functions behind the routes, usable by host apps without HTTP."""

@@ -1,0 +1,112 @@
+"""Shared fixtures: an app per test on SQLite and on PostgreSQL, clients and credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event
+
+from flask_federation import Federation, admin
+from flask_federation.models import metadata
+from flask_federation.state import get_state
+
+from .services import require_postgres
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/federation.db"
+
+    return require_postgres()
+
+
+@pytest.fixture
+def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
+    """Return a factory of apps with the federation enabled; the tables are dropped afterwards."""
+    apps: list[Flask] = []
+
+    def factory(**config: Any) -> Flask:
+        app = Flask("federation_test_host")
+        app.config.update(
+            TESTING=True,
+            SECRET_KEY="test-secret",
+            SQLALCHEMY_DATABASE_URI=database_url,
+            FEDERATION_ENABLED=True,
+        )
+        app.config.update(config)
+        Federation(app)
+        with app.app_context():
+            metadata.drop_all(get_state().db.engine)
+            metadata.create_all(get_state().db.engine)
+
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        with app.app_context():
+            get_state().session.remove()
+            metadata.drop_all(get_state().db.engine)
+            get_state().db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
+    app = make_app()
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+class World:
+    """Two providers with tenants and keys, and a developer, created through the admin API."""
+
+    def __init__(self) -> None:
+        self.provider_a = admin.create_provider("Provider A")
+        self.provider_b = admin.create_provider("Provider B")
+        self.developer = admin.create_developer("Developer D")
+        self.key_a = admin.issue_key(self.provider_a.public_id, ["tenants:read", "tenants:write", "audit:read"]).key
+        self.key_a_read_only = admin.issue_key(self.provider_a.public_id, ["tenants:read"]).key
+        self.key_a_no_tenants = admin.issue_key(self.provider_a.public_id, ["audit:read"]).key
+        self.key_b = admin.issue_key(self.provider_b.public_id, ["tenants:read", "tenants:write", "audit:read"]).key
+        self.key_dev = admin.issue_key(self.developer.public_id, ["diagnostics:read", "audit:read"]).key
+        self.key_dev_no_diagnostics = admin.issue_key(self.developer.public_id, ["audit:read"]).key
+        self.tenant_a = admin.create_tenant(self.provider_a.public_id, name="A one", slug="a-one", region="eu-west-1")
+        self.tenant_b = admin.create_tenant(self.provider_b.public_id, name="B one", slug="b-one", region="us-east-1")
+
+
+@pytest.fixture
+def world(app: Flask) -> World:
+    return World()
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+class StatementCounter:
+    """Records the SQL statements an engine runs while active."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.statements.append(statement)
+
+
+@pytest.fixture
+def count_statements(app: Flask) -> Iterator[StatementCounter]:
+    counter = StatementCounter()
+    engine = get_state().db.engine
+    event.listen(engine, "before_cursor_execute", counter)
+    yield counter
+    event.remove(engine, "before_cursor_execute", counter)
