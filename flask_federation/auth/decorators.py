@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from flask import current_app
 
-from .. import signals
 from ..entitlements import CATALOGUE, Audience
-from ..envelope import error_response
-from ..errors import FederationError, Forbidden
+from ..errors import Forbidden
+from ..guard import run_guard
 from .authenticate import authenticate
 from .principal import Principal, set_current_principal
-
-logger = logging.getLogger("flask_federation")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,18 +27,6 @@ def check_entitlements(principal: Principal, required: frozenset[str]) -> None:
             "Ask the platform to grant it, or use a credential that has it.",
             details={"missing_entitlements": missing},
         )
-
-
-def run_guard(guard: Callable[[], None]) -> FederationError | None:
-    """Run ``guard`` and return the federation error it raised, logged and signalled, or None."""
-    try:
-        guard()
-    except FederationError as error:
-        logger.info("Denied request: %s (%s)", error.error_code, error.status_code)
-        signals.request_denied.send(current_app._get_current_object(), error=error)  # type: ignore[attr-defined]
-        return error
-
-    return None
 
 
 def _auth_decorator(audience: Audience, entitlements: tuple[str, ...]) -> Callable[[Callable[P, R]], Callable[P, Any]]:
@@ -62,11 +46,9 @@ def _auth_decorator(audience: Audience, entitlements: tuple[str, ...]) -> Callab
                 set_current_principal(principal)
                 check_entitlements(principal, required)
 
-            # The guard renders its own error response, so a host's error handler
-            # for 401 or 403 cannot replace the federation envelope.
-            error = run_guard(guard)
-            if error is not None:
-                return error_response(error)
+            denial = run_guard(guard)
+            if denial is not None:
+                return denial
 
             return current_app.ensure_sync(view)(*args, **kwargs)
 
