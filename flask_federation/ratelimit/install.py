@@ -46,7 +46,7 @@ def _warn_about_process_local_storage(rate_limits: RateLimits) -> None:
     logger.warning(
         "Rate limits use memory:// storage, which counts separately in each process, and %s sets %d worker "
         "processes for this app, so a caller may get up to %d times each limit. "
-        "Set %s to a redis:// URI shared by all workers.",
+        "Give every worker the same Redis storage: %s, or the storage_uri of the Limiter passed as limiter=.",
         source,
         workers,
         workers,
