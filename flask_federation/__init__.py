@@ -11,6 +11,7 @@ from .config import ConfigurationError
 from .entitlements import Audience
 from .errors import FederationError
 from .extension import Federation
+from .ratelimit import with_rate_limit
 from .version import package_version
 
 __version__ = package_version()
@@ -25,4 +26,5 @@ __all__ = [
     "current_principal",
     "with_developer_auth",
     "with_provider_auth",
+    "with_rate_limit",
 ]

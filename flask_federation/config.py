@@ -10,9 +10,14 @@ request. ``docs/federation/configuration.md`` documents every key listed here.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from limits import parse_many
+from limits.strategies import STRATEGIES
 
 PREFIX = "FEDERATION_"
 
@@ -26,6 +31,22 @@ CREATE_TABLES = "FEDERATION_CREATE_TABLES"
 TRUST_REQUEST_ID = "FEDERATION_TRUST_REQUEST_ID"
 LEGACY_AUTH_ENABLED = "FEDERATION_LEGACY_AUTH_ENABLED"
 OIDC_ENABLED = "FEDERATION_OIDC_ENABLED"
+RATELIMIT_STORAGE_URI = "FEDERATION_RATELIMIT_STORAGE_URI"
+RATELIMIT_STORAGE_TIMEOUT = "FEDERATION_RATELIMIT_STORAGE_TIMEOUT"
+RATELIMIT_STRATEGY = "FEDERATION_RATELIMIT_STRATEGY"
+RATELIMIT_KEY_PREFIX = "FEDERATION_RATELIMIT_KEY_PREFIX"
+RATELIMIT_FAIL_CLOSED = "FEDERATION_RATELIMIT_FAIL_CLOSED"
+RATELIMIT_POLICIES = "FEDERATION_RATELIMIT_POLICIES"
+PROVIDER_RATE_LIMIT = "FEDERATION_PROVIDER_RATE_LIMIT"
+DEVELOPER_RATE_LIMIT = "FEDERATION_DEVELOPER_RATE_LIMIT"
+ANONYMOUS_RATE_LIMIT = "FEDERATION_ANONYMOUS_RATE_LIMIT"
+
+#: Names of the policies that the audience settings define; FEDERATION_RATELIMIT_POLICIES may not reuse them.
+BUILT_IN_POLICIES = {"provider": PROVIDER_RATE_LIMIT, "developer": DEVELOPER_RATE_LIMIT, "anonymous": ANONYMOUS_RATE_LIMIT}
+
+# Policy names appear quoted in the RateLimit header fields, so they exclude quotes, backslashes and spaces.
+POLICY_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_KEY_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 class ConfigurationError(ValueError):
@@ -113,6 +134,116 @@ def parse_url_prefix(key: str, value: Any) -> str:
     return value
 
 
+def parse_rate_limit(key: str, value: Any) -> str:
+    """Accept one limit in the notation of the ``limits`` library, such as ``100/minute`` or ``10 per 5 seconds``."""
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key} must be a rate limit string such as '100/minute', got {value!r}.")
+
+    try:
+        items = parse_many(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"{key} must be a rate limit such as '100/minute' or '10 per 5 seconds', got {value!r}."
+        ) from None
+
+    if len(items) != 1:
+        raise ConfigurationError(
+            f"{key} must hold one limit, got {value!r}. Define one policy per window and stack the decorators."
+        )
+
+    if items[0].amount < 1:
+        raise ConfigurationError(f"{key} must allow at least one request per window, got {value!r}.")
+
+    return value.strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicySetting:
+    """One named rate-limit policy of ``FEDERATION_RATELIMIT_POLICIES``."""
+
+    limit: str
+    #: ``None`` leaves the choice to ``FEDERATION_RATELIMIT_FAIL_CLOSED``.
+    fail_closed: bool | None = None
+
+
+def parse_policy_name(key: str, name: Any) -> str:
+    if not isinstance(name, str) or not POLICY_NAME_PATTERN.match(name):
+        raise ConfigurationError(
+            f"{key} has the invalid policy name {name!r}: use 1 to 64 letters, digits or '_.:-', "
+            "starting with a letter or digit."
+        )
+
+    return name
+
+
+def parse_rate_limit_policies(key: str, value: Any) -> dict[str, PolicySetting]:
+    """Accept a mapping of policy name to a limit string or to ``{"limit": ..., "fail_closed": ...}``.
+
+    A JSON object string is accepted too, for values that come from the environment.
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError:
+            raise ConfigurationError(
+                f"{key} must be a mapping, or a JSON object such as '{{\"writes\": \"10/minute\"}}'."
+            ) from None
+
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{key} must map policy names to limits such as '100/minute', got {value!r}.")
+
+    policies: dict[str, PolicySetting] = {}
+    for name, entry in value.items():
+        parse_policy_name(key, name)
+        where = f"{key}[{name!r}]"
+        if name in BUILT_IN_POLICIES:
+            raise ConfigurationError(
+                f"{where}: the policy name {name!r} is built in. Set {BUILT_IN_POLICIES[name]} instead, "
+                "or choose another name."
+            )
+
+        if isinstance(entry, str):
+            policies[name] = PolicySetting(parse_rate_limit(where, entry))
+            continue
+
+        if not isinstance(entry, Mapping) or "limit" not in entry or set(entry) - {"limit", "fail_closed"}:
+            raise ConfigurationError(
+                f"{where} must be a limit string, or a mapping with 'limit' and optionally 'fail_closed', got {entry!r}."
+            )
+
+        fail_closed = entry.get("fail_closed")
+        policies[name] = PolicySetting(
+            parse_rate_limit(f"{where}['limit']", entry["limit"]),
+            None if fail_closed is None else parse_bool(f"{where}['fail_closed']", fail_closed),
+        )
+
+    return policies
+
+
+def parse_rate_limit_strategy(key: str, value: Any) -> str:
+    if value not in STRATEGIES:
+        raise ConfigurationError(f"{key} must be one of {', '.join(sorted(STRATEGIES))}, got {value!r}.")
+
+    return str(value)
+
+
+def parse_storage_uri(key: str, value: Any) -> str:
+    """Accept a storage URI of the ``limits`` library; the message never repeats it, as it may hold a password."""
+    if not isinstance(value, str) or not urllib.parse.urlparse(value).scheme:
+        raise ConfigurationError(
+            f"{key} must be a storage URI such as 'memory://' or 'redis://host:6379/0'; the value has no scheme."
+        )
+
+    return value
+
+
+def parse_key_prefix(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not _KEY_PREFIX_PATTERN.match(value):
+        raise ConfigurationError(f"{key} must be 1 to 64 letters, digits or '_.:-', got {value!r}.")
+
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One configuration key: its default, how it is validated and what it does."""
@@ -166,6 +297,65 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(LEGACY_AUTH_ENABLED, True, parse_bool, "Accept legacy API keys (`ffp_...`, `ffd_...`)."),
     Setting(OIDC_ENABLED, False, parse_bool, "Accept OIDC bearer access tokens and browser sessions."),
+    Setting(
+        RATELIMIT_STORAGE_URI,
+        "memory://",
+        parse_storage_uri,
+        "Where rate-limit counters live: `memory://` (one process only), `redis://`, `rediss://`, "
+        "`redis+cluster://` or `redis+sentinel://`, as the `limits` library reads them. "
+        "Ignored when you pass your own Flask-Limiter `Limiter`.",
+    ),
+    Setting(
+        RATELIMIT_STORAGE_TIMEOUT,
+        0.25,
+        parse_positive_number,
+        "Socket connect and read timeout, in seconds, of a Redis rate-limit storage, so that a stalled Redis "
+        "delays a request by about this much at most per limit. Ignored with your own `Limiter`.",
+    ),
+    Setting(
+        RATELIMIT_STRATEGY,
+        "sliding-window-counter",
+        parse_rate_limit_strategy,
+        "Rate-limit algorithm of the `limits` library: `sliding-window-counter`, `fixed-window` or `moving-window`.",
+    ),
+    Setting(
+        RATELIMIT_KEY_PREFIX,
+        "federation",
+        parse_key_prefix,
+        "First part of every rate-limit counter key; give apps that share one storage different prefixes.",
+    ),
+    Setting(
+        RATELIMIT_FAIL_CLOSED,
+        False,
+        parse_bool,
+        "When the rate-limit storage is unreachable, answer 503 `service_unavailable` instead of serving the request "
+        "unlimited. A policy's own `fail_closed` option wins.",
+    ),
+    Setting(
+        RATELIMIT_POLICIES,
+        {},
+        parse_rate_limit_policies,
+        "Named rate-limit policies shared by the routes that use them: a mapping (or JSON object) of name to a "
+        "limit such as `\"100/minute\"`, or to `{\"limit\": ..., \"fail_closed\": true}`.",
+    ),
+    Setting(
+        PROVIDER_RATE_LIMIT,
+        "600/minute",
+        parse_rate_limit,
+        "Limit of the `provider` policy: each provider's calls to rate-limited routes without a policy of their own.",
+    ),
+    Setting(
+        DEVELOPER_RATE_LIMIT,
+        "600/minute",
+        parse_rate_limit,
+        "Limit of the `developer` policy: each developer's calls to rate-limited routes without a policy of their own.",
+    ),
+    Setting(
+        ANONYMOUS_RATE_LIMIT,
+        "60/minute",
+        parse_rate_limit,
+        "Limit of the `anonymous` policy: calls without a credential to rate-limited host routes, per client address.",
+    ),
 )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, request
+from flask_limiter import Limiter
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.routing import RequestRedirect
 
@@ -16,6 +17,9 @@ from .context import request_state
 from .envelope import error_response
 from .errors import FederationDisabled, from_http_exception
 from .models import metadata
+from .ratelimit.decorator import validate_routes
+from .ratelimit.headers import apply_fields as apply_rate_limit_fields
+from .ratelimit.install import install_rate_limits
 from .request_id import HEADER as REQUEST_ID_HEADER
 from .request_id import get_request_id
 from .state import EXTENSION_KEY, FederationState
@@ -29,8 +33,11 @@ class Federation:
     ``db`` is the host's Flask-SQLAlchemy instance. Without one the extension reuses
     the app's registered Flask-SQLAlchemy, or sets one up from
     ``SQLALCHEMY_DATABASE_URI``. ``config`` holds ``FEDERATION_*`` values that
-    override ``app.config``. The extension keeps no reference to any app: per-app
-    state lives in ``app.extensions["federation"]``.
+    override ``app.config``. ``limiter`` is the host's Flask-Limiter ``Limiter``,
+    already initialised on the app, whose storage the rate limits then share;
+    without one the extension creates its own from ``FEDERATION_RATELIMIT_*``. The
+    extension keeps no reference to any app: per-app state lives in
+    ``app.extensions["federation"]``.
     """
 
     def __init__(
@@ -39,13 +46,15 @@ class Federation:
         db: SQLAlchemy | None = None,
         *,
         config: Mapping[str, Any] | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self._db = db
         self._config = dict(config or {})
+        self._limiter = limiter
         if app is not None:
             self.init_app(app, db)
 
-    def init_app(self, app: Flask, db: SQLAlchemy | None = None) -> None:
+    def init_app(self, app: Flask, db: SQLAlchemy | None = None, *, limiter: Limiter | None = None) -> None:
         """Validate the settings, register the routes and hooks, and start the stores."""
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
@@ -60,8 +69,10 @@ class Federation:
             raise
 
         state = FederationState(settings=settings, db=self._resolve_db(app, db or self._db))
+        rate_limits = install_rate_limits(app, state, limiter or self._limiter)
         app.extensions[EXTENSION_KEY] = state
         register_blueprints(app, settings.url_prefix)
+        validate_routes(app, rate_limits)
         app.before_request(_before_request)
         app.after_request(_after_request)
         if settings.create_tables:
@@ -127,4 +138,4 @@ def _after_request(response: Response) -> Response:
     if request_id is not None and REQUEST_ID_HEADER not in response.headers:
         response.headers[REQUEST_ID_HEADER] = request_id
 
-    return response
+    return apply_rate_limit_fields(response)

@@ -14,7 +14,7 @@ from .errors import FederationError
 logger = logging.getLogger("flask_federation")
 
 
-def run_guard(guard: Callable[[], None]) -> Response | None:
+def run_guard(guard: Callable[[], object]) -> Response | None:
     """Run ``guard``; when it raises a federation error, return that error's envelope response.
 
     Guards render their own response instead of raising through Flask, so a host's

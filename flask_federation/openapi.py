@@ -18,6 +18,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 from marshmallow import Schema
 
+from .ratelimit.decorator import rate_limit_specs
 from .schemas import ErrorEnvelopeSchema
 from .version import package_version
 
@@ -33,13 +34,33 @@ _ERROR_DESCRIPTIONS = {
     413: "Body too large: `payload_too_large`.",
     415: "Body is not JSON: `unsupported_media_type`.",
     422: "Invalid fields: `validation_error`, `idempotency_key_reused`. `error.details` lists each field.",
-    429: "Rate limit exceeded: `rate_limited`. Retry after `Retry-After` seconds.",
+    429: "Rate limit exceeded: `rate_limited`. `error.details` holds `policy`, `limit`, `window` and `retry_after`; "
+    "retry after `Retry-After` seconds.",
     503: "A backing store is unavailable: `service_unavailable`. Retry after `Retry-After` seconds.",
 }
 _REQUEST_ID_HEADER = {
     "description": "The request id: the caller's valid `X-Request-ID`, or a generated one.",
     "schema": {"type": "string"},
 }
+_RATE_LIMIT_HEADERS = {
+    "RateLimit-Policy": {
+        "description": "The policies that counted this request, as in draft-ietf-httpapi-ratelimit-headers-11: "
+        '`"<policy>";q=<quota>;w=<window seconds>`, comma-separated. Absent when the request was not counted.',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'The caller\'s standing under each policy: `"<policy>";r=<remaining>;t=<seconds until quota frees>`. '
+        "Absent when the request was not counted or the rate-limit storage was unreachable.",
+        "schema": {"type": "string"},
+    },
+}
+_RETRY_AFTER_HEADER = {
+    "description": "Whole seconds to wait before retrying, at least 1.",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+# Rate-limited routes authenticate before counting, so their 401 and 403 responses carry no RateLimit fields.
+_UNCOUNTED_STATUSES = frozenset({401, 403})
 _PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
@@ -57,6 +78,7 @@ class Operation:
     errors: tuple[int, ...]
     headers: Mapping[str, Any]
     description: str | None
+    rate_limited: bool
 
 
 def documented(
@@ -70,12 +92,28 @@ def documented(
     status: int = 200,
     errors: tuple[int, ...] = (),
     headers: Mapping[str, Any] | None = None,
+    rate_limited: bool = False,
 ) -> Callable[[F], F]:
-    """Attach an OpenAPI operation description to a view; the view's docstring becomes its description."""
+    """Attach an OpenAPI operation description to a view; the view's docstring becomes its description.
+
+    ``rate_limited`` documents the RateLimit header fields and the 429 and 503
+    responses of ``with_rate_limit``. The document build fails when the flag does
+    not match whether the view is rate-limited.
+    """
 
     def decorator(view: F) -> F:
         operation = Operation(
-            summary, tag, entitlement, query, body, response, status, errors, dict(headers or {}), view.__doc__
+            summary,
+            tag,
+            entitlement,
+            query,
+            body,
+            response,
+            status,
+            errors,
+            dict(headers or {}),
+            view.__doc__,
+            rate_limited,
         )
         setattr(view, _ATTRIBUTE, operation)
         return view
@@ -92,20 +130,31 @@ def _envelope(schema_name: str | None) -> dict[str, Any]:
     }
 
 
-def _operation_dict(operation: Operation, path_parameters: list[str]) -> dict[str, Any]:
+def _response_headers(operation: Operation, status: int) -> dict[str, Any]:
     headers = {"X-Request-ID": _REQUEST_ID_HEADER, **operation.headers}
+    if operation.rate_limited and status not in _UNCOUNTED_STATUSES:
+        headers.update(_RATE_LIMIT_HEADERS)
+
+    if status in {429, 503}:
+        headers["Retry-After"] = _RETRY_AFTER_HEADER
+
+    return headers
+
+
+def _operation_dict(operation: Operation, path_parameters: list[str]) -> dict[str, Any]:
     success_name = operation.response.__name__.removesuffix("Schema") if operation.response else None
     responses: dict[str, Any] = {
         str(operation.status): {
             "description": "Success.",
-            "headers": headers,
+            "headers": _response_headers(operation, operation.status),
             "content": {"application/json": {"schema": _envelope(success_name)}},
         }
     }
-    for status in sorted(set(operation.errors)):
+    errors = set(operation.errors) | ({429, 503} if operation.rate_limited else set())
+    for status in sorted(errors):
         responses[str(status)] = {
             "description": _ERROR_DESCRIPTIONS.get(status, "Error."),
-            "headers": headers,
+            "headers": _response_headers(operation, status),
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
         }
 
@@ -174,6 +223,12 @@ def build_openapi(app: Flask) -> dict[str, Any]:
         if operation is None:
             raise RuntimeError(
                 f"Route {rule.rule} ({rule.endpoint}) has no OpenAPI description; decorate it with @documented."
+            )
+
+        if operation.rate_limited != bool(rate_limit_specs(view)):
+            raise RuntimeError(
+                f"Route {rule.rule} ({rule.endpoint}): @documented(rate_limited={operation.rate_limited}) does not "
+                "match whether the view has @with_rate_limit; make them agree."
             )
 
         if operation.response is not None:

@@ -110,6 +110,13 @@ class PrincipalInfoSchema(Schema):
     name = fields.String(required=True)
 
 
+class RateLimitStatusSchema(Schema):
+    policy = fields.String(required=True, metadata={"description": "Name of the caller's audience policy."})
+    limit = fields.Integer(required=True, metadata={"description": "Quota of the policy per window."})
+    remaining = fields.Integer(required=True, metadata={"description": "Quota left, after this request."})
+    reset = fields.Integer(required=True, metadata={"description": "Seconds until the strategy frees quota again."})
+
+
 class DiagnosticsSchema(Schema):
     principal = fields.Nested(PrincipalInfoSchema, required=True)
     auth_method = fields.String(required=True, metadata={"description": "`api_key`, `oidc_bearer` or `oidc_session`."})
@@ -119,6 +126,15 @@ class DiagnosticsSchema(Schema):
     server_time = fields.AwareDateTime(required=True, format="iso")
     version = fields.String(required=True, metadata={"description": "Version of flask-federation."})
     request_id = fields.String(required=True)
+    rate_limit = fields.Nested(
+        RateLimitStatusSchema,
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "Standing under the audience policy, read without counting; "
+            "null when rate limiting is disabled or its storage is unreachable."
+        },
+    )
 
 
 class ErrorDetailSchema(Schema):

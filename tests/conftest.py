@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
@@ -14,7 +16,7 @@ from flask_federation import Federation, admin
 from flask_federation.models import metadata
 from flask_federation.state import get_state
 
-from .services import require_postgres
+from .services import require_postgres, require_redis
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -110,3 +112,19 @@ def count_statements(app: Flask) -> Iterator[StatementCounter]:
     event.listen(engine, "before_cursor_execute", counter)
     yield counter
     event.remove(engine, "before_cursor_execute", counter)
+
+
+@pytest.fixture
+def redis_rate_limits() -> Iterator[dict[str, str]]:
+    """Return settings that keep rate-limit counters in the test Redis under a prefix of this test alone.
+
+    The shared Redis is never flushed: the test's own keys are deleted afterwards.
+    """
+    url = require_redis()
+    prefix = f"test-{uuid.uuid4().hex}"
+    yield {"FEDERATION_RATELIMIT_STORAGE_URI": url, "FEDERATION_RATELIMIT_KEY_PREFIX": prefix}
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(match=f"*{prefix}*"):
+        client.delete(key)
+
+    client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from openapi_spec_validator import validate
 
@@ -42,3 +43,31 @@ def test_every_api_route_documented(app: Flask) -> None:
 
 def test_document_is_stable_json(app: Flask) -> None:
     assert json.loads(render_openapi(app)) == build_openapi(app)
+
+
+def test_rate_limited_operations_documented(app: Flask) -> None:
+    responses = build_openapi(app)["paths"]["/provider/v1/tenants"]["get"]["responses"]
+    assert {"RateLimit-Policy", "RateLimit"} <= set(responses["200"]["headers"])
+    assert responses["429"]["headers"]["Retry-After"]["required"] is True
+    assert "Retry-After" in responses["503"]["headers"]
+    assert "RateLimit" not in responses["401"]["headers"]
+
+
+def test_rate_limited_flag_must_match_decorator(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flask import Blueprint
+
+    from flask_federation import blueprints, with_rate_limit
+    from flask_federation.openapi import documented
+
+    extra = Blueprint("extra_api", __name__)
+
+    @extra.get("/limited")
+    @documented("Limited without saying so", tag="Tenants")
+    @with_rate_limit("5/minute")
+    def limited() -> str:
+        return ""
+
+    app.register_blueprint(extra, url_prefix="/federation/extra")
+    monkeypatch.setattr(blueprints, "API_BLUEPRINTS", (*blueprints.API_BLUEPRINTS, "extra_api"))
+    with pytest.raises(RuntimeError, match=r"rate_limited=False\) does not match"):
+        build_openapi(app)

@@ -13,7 +13,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from flask_federation import Federation, current_principal, with_provider_auth
+from flask_federation import Federation, current_principal, with_provider_auth, with_rate_limit
 
 
 class HostBase(DeclarativeBase):
@@ -49,9 +49,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return jsonify(service="example host app", federation_api="/federation/openapi.json")
 
     @app.get("/partner/announcements")
+    @with_rate_limit()
     @with_provider_auth("tenants:read")
     def partner_announcements() -> Any:
-        """A host route reusing the federation's provider auth."""
+        """Return the announcements, behind the federation's provider auth and provider rate limit."""
         texts = db.session.execute(select(Announcement.text).order_by(Announcement.id)).scalars().all()
         return jsonify(provider=current_principal.subject_id, announcements=list(texts))
 

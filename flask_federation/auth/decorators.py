@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -17,6 +18,8 @@ from .principal import Principal, set_current_principal
 P = ParamSpec("P")
 R = TypeVar("R")
 
+_REQUIREMENT_ATTRIBUTE = "__federation_auth__"
+
 
 def check_entitlements(principal: Principal, required: frozenset[str]) -> None:
     """Raise 403 naming the first entitlement that ``principal`` lacks."""
@@ -29,9 +32,35 @@ def check_entitlements(principal: Principal, required: frozenset[str]) -> None:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class AuthRequirement:
+    """The audience and entitlements that an auth decorator requires of a view's callers."""
+
+    audience: Audience
+    entitlements: frozenset[str]
+
+    def enforce(self) -> Principal:
+        """Authenticate the request, make its principal current and check the entitlements; raise 401 or 403."""
+        principal = authenticate(self.audience)
+        set_current_principal(principal)
+        check_entitlements(principal, self.entitlements)
+        return principal
+
+
+def auth_requirement(view: Callable[..., Any]) -> AuthRequirement | None:
+    """Return the requirement of the auth decorator applied to ``view`` or inside it, if any.
+
+    ``functools.wraps`` copies the attribute to each enclosing wrapper, so an outer
+    guard such as ``with_rate_limit`` can authenticate before it counts, whichever
+    order the decorators come in.
+    """
+    requirement = getattr(view, _REQUIREMENT_ATTRIBUTE, None)
+    return requirement if isinstance(requirement, AuthRequirement) else None
+
+
 def _auth_decorator(audience: Audience, entitlements: tuple[str, ...]) -> Callable[[Callable[P, R]], Callable[P, Any]]:
-    required = frozenset(entitlements)
-    unknown = sorted(required - CATALOGUE[audience])
+    requirement = AuthRequirement(audience, frozenset(entitlements))
+    unknown = sorted(requirement.entitlements - CATALOGUE[audience])
     if unknown:
         raise ValueError(
             f"Unknown {audience.value} entitlement {unknown[0]!r}; "
@@ -41,17 +70,13 @@ def _auth_decorator(audience: Audience, entitlements: tuple[str, ...]) -> Callab
     def decorator(view: Callable[P, R]) -> Callable[P, Any]:
         @functools.wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-            def guard() -> None:
-                principal = authenticate(audience)
-                set_current_principal(principal)
-                check_entitlements(principal, required)
-
-            denial = run_guard(guard)
+            denial = run_guard(requirement.enforce)
             if denial is not None:
                 return denial
 
             return current_app.ensure_sync(view)(*args, **kwargs)
 
+        setattr(wrapper, _REQUIREMENT_ATTRIBUTE, requirement)
         return wrapper
 
     return decorator

@@ -8,6 +8,7 @@ from ..auth import current_principal, with_developer_auth
 from ..entitlements import DIAGNOSTICS_READ
 from ..envelope import success_response
 from ..openapi import documented
+from ..ratelimit import with_rate_limit
 from ..schemas import DiagnosticsSchema
 from ..services.diagnostics import get_diagnostics
 from .errors import install_error_handlers
@@ -26,7 +27,9 @@ def create_developer_blueprint() -> Blueprint:
         entitlement=DIAGNOSTICS_READ,
         response=DiagnosticsSchema,
         errors=(401, 403),
+        rate_limited=True,
     )
+    @with_rate_limit()
     @with_developer_auth(DIAGNOSTICS_READ)
     def diagnostics() -> Response:
         """Who the platform thinks you are, how you authenticated, and what you may do."""

@@ -8,6 +8,7 @@ from ..auth import current_principal, with_provider_auth
 from ..entitlements import TENANTS_READ
 from ..envelope import success_response
 from ..openapi import documented
+from ..ratelimit import with_rate_limit
 from ..request_body import load_query
 from ..schemas import TenantListQuerySchema, TenantPageSchema, TenantSchema
 from ..services import tenants
@@ -28,7 +29,9 @@ def create_provider_blueprint() -> Blueprint:
         query=TenantListQuerySchema,
         response=TenantPageSchema,
         errors=(400, 401, 403, 422),
+        rate_limited=True,
     )
+    @with_rate_limit()
     @with_provider_auth(TENANTS_READ)
     def list_tenants() -> Response:
         """Newest first, with keyset pagination: pass `next_cursor` back as `cursor` for the next page."""
@@ -48,7 +51,9 @@ def create_provider_blueprint() -> Blueprint:
         entitlement=TENANTS_READ,
         response=TenantSchema,
         errors=(401, 403, 404),
+        rate_limited=True,
     )
+    @with_rate_limit()
     @with_provider_auth(TENANTS_READ)
     def get_tenant(tenant_id: str) -> Response:
         """Another provider's tenant answers 404, exactly like a missing one."""

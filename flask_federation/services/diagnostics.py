@@ -9,6 +9,7 @@ from sqlalchemy import select
 from ..auth.principal import Principal
 from ..entitlements import DIAGNOSTICS_READ, Audience
 from ..models import Credential, utcnow
+from ..ratelimit.component import rate_limit_status
 from ..request_id import get_request_id
 from ..state import get_state
 from ..version import package_version
@@ -16,7 +17,7 @@ from .access import require
 
 
 def get_diagnostics(principal: Principal) -> dict[str, Any]:
-    """Return the caller's identity, auth method, credential, entitlements and feature flags.
+    """Return the caller's identity, auth method, credential, entitlements, feature flags and rate-limit standing.
 
     The credential is described by its id and dates only; the secret is never stored,
     so it cannot be returned.
@@ -57,5 +58,6 @@ def get_diagnostics(principal: Principal) -> dict[str, Any]:
         "server_time": utcnow(),
         "version": package_version(),
         "request_id": get_request_id() or "",
+        "rate_limit": rate_limit_status(principal),
     }
     return diagnostics
