@@ -25,7 +25,7 @@ def create_developer_blueprint() -> Blueprint:
         tag="Diagnostics",
         entitlement=DIAGNOSTICS_READ,
         response=DiagnosticsSchema,
-        errors=(401, 403),
+        errors=(401, 403, 503),
     )
     @with_developer_auth(DIAGNOSTICS_READ)
     def diagnostics() -> Response:

@@ -27,7 +27,7 @@ def create_provider_blueprint() -> Blueprint:
         entitlement=TENANTS_READ,
         query=TenantListQuerySchema,
         response=TenantPageSchema,
-        errors=(400, 401, 403, 422),
+        errors=(400, 401, 403, 422, 503),
     )
     @with_provider_auth(TENANTS_READ)
     def list_tenants() -> Response:
@@ -47,7 +47,7 @@ def create_provider_blueprint() -> Blueprint:
         tag="Tenants",
         entitlement=TENANTS_READ,
         response=TenantSchema,
-        errors=(401, 403, 404),
+        errors=(401, 403, 404, 503),
     )
     @with_provider_auth(TENANTS_READ)
     def get_tenant(tenant_id: str) -> Response:
