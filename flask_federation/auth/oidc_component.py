@@ -191,7 +191,8 @@ class OIDCComponent:
                 logger.log(level, "The OpenID provider %s is unusable, so OIDC requests get 503: %s", self._issuer, error)
 
             raise ServiceUnavailable(
-                "The identity provider is unreachable, so the token cannot be checked. Retry after the time in Retry-After.",
+                "The identity provider is unreachable or publishes invalid metadata, so OIDC authentication cannot "
+                "proceed. Retry after the time in Retry-After.",
                 headers={"Retry-After": str(self.retry_after_seconds())},
             ) from None
 
@@ -204,6 +205,9 @@ class OIDCComponent:
         return str(self.settings.oidc_issuer)
 
     def _discover(self) -> _Discovered:
+        # NOTE: a successful discovery is kept for the life of the process. The signing
+        # keys rotate through the JWKS cache, but a provider that moves its jwks_uri or
+        # endpoints needs a restart of the app.
         discovered = self._discovered
         if discovered is not None:
             return discovered
