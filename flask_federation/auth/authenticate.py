@@ -16,12 +16,12 @@ from ..entitlements import Audience
 from ..errors import Unauthorized
 from ..models import Credential, utcnow
 from ..state import get_state
+from .api_keys import MalformedKey, hash_key, looks_like_api_key, parse_key
+from .principal import AUTH_METHOD_API_KEY, Principal
 from .usage import record_authenticated_request
 
 if TYPE_CHECKING:
     from .oidc_component import OIDCComponent
-from .api_keys import MalformedKey, hash_key, looks_like_api_key, parse_key
-from .principal import AUTH_METHOD_API_KEY, Principal
 
 logger = logging.getLogger("flask_federation")
 
