@@ -15,9 +15,14 @@ import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from limits import parse_many
 from limits.strategies import STRATEGIES
+
+from .entitlements import CATALOGUE
+from .oidc.tokens import ASYMMETRIC_ALGORITHMS, DEFAULT_ALGORITHMS
+from .redirects import is_local_path
 
 PREFIX = "FEDERATION_"
 
@@ -47,6 +52,30 @@ BUILT_IN_POLICIES = {"provider": PROVIDER_RATE_LIMIT, "developer": DEVELOPER_RAT
 # Policy names appear quoted in the RateLimit header fields, so they exclude quotes, backslashes and spaces.
 POLICY_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _KEY_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+OIDC_ISSUER = "FEDERATION_OIDC_ISSUER"
+OIDC_PROVIDER_AUDIENCE = "FEDERATION_OIDC_PROVIDER_AUDIENCE"
+OIDC_DEVELOPER_AUDIENCE = "FEDERATION_OIDC_DEVELOPER_AUDIENCE"
+OIDC_ALGORITHMS = "FEDERATION_OIDC_ALGORITHMS"
+OIDC_LEEWAY_SECONDS = "FEDERATION_OIDC_LEEWAY_SECONDS"
+OIDC_MAX_TOKEN_BYTES = "FEDERATION_OIDC_MAX_TOKEN_BYTES"  # noqa: S105 (a key name, not a secret)
+OIDC_JWKS_TTL_SECONDS = "FEDERATION_OIDC_JWKS_TTL_SECONDS"
+OIDC_JWKS_REFETCH_COOLDOWN_SECONDS = "FEDERATION_OIDC_JWKS_REFETCH_COOLDOWN_SECONDS"
+OIDC_HTTP_TIMEOUT_SECONDS = "FEDERATION_OIDC_HTTP_TIMEOUT_SECONDS"
+OIDC_PROVIDER_CLAIM = "FEDERATION_OIDC_PROVIDER_CLAIM"
+OIDC_DEVELOPER_CLAIM = "FEDERATION_OIDC_DEVELOPER_CLAIM"
+OIDC_SCOPE_MAP = "FEDERATION_OIDC_SCOPE_MAP"
+OIDC_REQUIRE_HTTPS = "FEDERATION_OIDC_REQUIRE_HTTPS"
+OIDC_LOGIN_ENABLED = "FEDERATION_OIDC_LOGIN_ENABLED"
+OIDC_CLIENT_ID = "FEDERATION_OIDC_CLIENT_ID"
+OIDC_CLIENT_SECRET = "FEDERATION_OIDC_CLIENT_SECRET"  # noqa: S105 (a key name, not a secret)
+OIDC_SESSION_LIFETIME_SECONDS = "FEDERATION_OIDC_SESSION_LIFETIME_SECONDS"
+OIDC_POST_LOGOUT_REDIRECT_URI = "FEDERATION_OIDC_POST_LOGOUT_REDIRECT_URI"
+OIDC_DEFAULT_NEXT = "FEDERATION_OIDC_DEFAULT_NEXT"
+AUTH_USAGE_STORAGE_URI = "FEDERATION_AUTH_USAGE_STORAGE_URI"
+AUTH_USAGE_KEY_PREFIX = "FEDERATION_AUTH_USAGE_KEY_PREFIX"
+
+#: Settings whose values are secrets: never shown by ``repr`` or in error messages.
+SECRET_KEYS = frozenset({CURSOR_SECRET, OIDC_CLIENT_SECRET})
 
 
 class ConfigurationError(ValueError):
@@ -70,27 +99,44 @@ def parse_bool(key: str, value: Any) -> bool:
     raise ConfigurationError(f"{key} must be true or false, got {value!r}.")
 
 
-def parse_positive_int(key: str, value: Any) -> int:
+def _parse_int(key: str, value: Any, minimum: int, expected: str) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
 
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{key} must be a positive integer, got {value!r}.")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{key} must be {expected}, got {value!r}.")
 
     return value
 
 
-def parse_positive_number(key: str, value: Any) -> float:
+def _parse_number(key: str, value: Any, *, allow_zero: bool, expected: str) -> float:
     if isinstance(value, str):
         try:
             value = float(value)
         except ValueError:
             pass
 
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigurationError(f"{key} must be a positive number, got {value!r}.")
+    valid = not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value < float("inf")
+    if not valid or (value == 0 and not allow_zero):
+        raise ConfigurationError(f"{key} must be {expected}, got {value!r}.")
 
     return float(value)
+
+
+def parse_positive_int(key: str, value: Any) -> int:
+    return _parse_int(key, value, 1, "a positive integer")
+
+
+def parse_non_negative_int(key: str, value: Any) -> int:
+    return _parse_int(key, value, 0, "an integer of 0 or more")
+
+
+def parse_positive_number(key: str, value: Any) -> float:
+    return _parse_number(key, value, allow_zero=False, expected="a positive number")
+
+
+def parse_non_negative_number(key: str, value: Any) -> float:
+    return _parse_number(key, value, allow_zero=True, expected="a number of 0 or more")
 
 
 def parse_optional_str(key: str, value: Any) -> str | None:
@@ -119,6 +165,105 @@ def parse_str_list(key: str, value: Any) -> tuple[str, ...]:
         raise ConfigurationError(f"{key} must be a list of strings, got {value!r}.")
 
     return tuple(value)
+
+
+def parse_optional_secret(key: str, value: Any) -> str | None:
+    """Like :func:`parse_optional_str`, but the message never repeats the value."""
+    if value is None or value == "":
+        return None
+
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key} must be a string, got a {type(value).__name__}.")
+
+    return value
+
+
+def parse_optional_url(key: str, value: Any) -> str | None:
+    """Accept an absolute ``http`` or ``https`` URL; whether plain http is allowed is checked later."""
+    url = parse_optional_str(key, value)
+    if url is None:
+        return None
+
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or any(character.isspace() for character in url):
+        raise ConfigurationError(f"{key} must be an absolute http(s) URL such as 'https://login.example.com', got {url!r}.")
+
+    return url
+
+
+def parse_algorithms(key: str, value: Any) -> tuple[str, ...]:
+    algorithms = parse_str_list(key, value)
+    if not algorithms:
+        raise ConfigurationError(f"{key} is empty. Allow at least one asymmetric algorithm such as RS256.")
+
+    for name in algorithms:
+        if name not in ASYMMETRIC_ALGORITHMS:
+            raise ConfigurationError(
+                f"{key} contains {name!r}, which is not an asymmetric JWS algorithm. "
+                f"Use names from: {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}."
+            )
+
+    return algorithms
+
+
+def parse_scope_map(key: str, value: Any) -> dict[str, tuple[str, ...]]:
+    """Accept a mapping of OAuth scope to entitlement name(s), or that mapping as a JSON object string."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigurationError(
+                f'{key} must be a JSON object such as {{"partner.read": ["tenants:read"]}}, got {value!r}.'
+            ) from None
+
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{key} must map scope names to entitlement names, got {value!r}.")
+
+    known = frozenset().union(*CATALOGUE.values())
+    scope_map: dict[str, tuple[str, ...]] = {}
+    for scope, target in value.items():
+        entitlements = (target,) if isinstance(target, str) else target
+        if (
+            not isinstance(scope, str)
+            or not scope
+            or not isinstance(entitlements, (list, tuple))
+            or not all(isinstance(name, str) for name in entitlements)
+        ):
+            raise ConfigurationError(
+                f"{key} must map each scope name to an entitlement name or a list of them; "
+                f"the entry {scope!r}: {target!r} is neither."
+            )
+
+        unknown = sorted(set(entitlements) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"{key} maps scope {scope!r} to the unknown entitlement {unknown[0]!r}. "
+                f"Use one or more of: {', '.join(sorted(known))}."
+            )
+
+        scope_map[scope] = tuple(entitlements)
+
+    return scope_map
+
+
+def parse_local_path(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not is_local_path(value):
+        raise ConfigurationError(f"{key} must be a local path such as '/' or '/dashboard', got {value!r}.")
+
+    return value
+
+
+_STORAGE_SCHEMES = ("memory", "redis", "rediss", "unix")
+
+
+def parse_optional_redis_uri(key: str, value: Any) -> str | None:
+    uri = parse_optional_str(key, value)
+    if uri is not None and urlsplit(uri).scheme not in _STORAGE_SCHEMES:
+        raise ConfigurationError(
+            f"{key} must be a redis://, rediss://, unix:// or memory:// URI, got a {urlsplit(uri).scheme!r} URI."
+        )
+
+    return uri
 
 
 _URL_PREFIX_PATTERN = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
@@ -255,7 +400,12 @@ class Setting:
 
     @property
     def field(self) -> str:
-        return self.key.removeprefix(PREFIX).lower()
+        return field_name(self.key)
+
+
+def field_name(key: str) -> str:
+    """Return the attribute name of ``key`` on :class:`FederationSettings`: ``FEDERATION_MAX_PAGE_SIZE`` is ``max_page_size``."""
+    return key.removeprefix(PREFIX).lower()
 
 
 #: Every setting the extension reads, in the order the reference page lists them.
@@ -296,7 +446,6 @@ SETTINGS: tuple[Setting, ...] = (
         TRUST_REQUEST_ID, True, parse_bool, "Echo a valid incoming `X-Request-ID` instead of always generating one."
     ),
     Setting(LEGACY_AUTH_ENABLED, True, parse_bool, "Accept legacy API keys (`ffp_...`, `ffd_...`)."),
-    Setting(OIDC_ENABLED, False, parse_bool, "Accept OIDC bearer access tokens and browser sessions."),
     Setting(
         RATELIMIT_STORAGE_URI,
         "memory://",
@@ -356,6 +505,135 @@ SETTINGS: tuple[Setting, ...] = (
         parse_rate_limit,
         "Limit of the `anonymous` policy: calls without a credential to rate-limited host routes, per client address.",
     ),
+    Setting(
+        OIDC_ENABLED,
+        False,
+        parse_bool,
+        "Accept OIDC bearer access tokens (and browser sessions with `FEDERATION_OIDC_LOGIN_ENABLED`).",
+    ),
+    Setting(
+        OIDC_ISSUER,
+        None,
+        parse_optional_url,
+        "Issuer URL of the OpenID provider, exactly as its discovery document names it. Required with OIDC.",
+    ),
+    Setting(
+        OIDC_PROVIDER_AUDIENCE,
+        None,
+        parse_optional_str,
+        "`aud` that provider access tokens must carry (a resource identifier such as `urn:federation:provider`). Required with OIDC.",
+    ),
+    Setting(
+        OIDC_DEVELOPER_AUDIENCE,
+        None,
+        parse_optional_str,
+        "`aud` that developer access tokens must carry; must differ from the provider audience. Required with OIDC.",
+    ),
+    Setting(
+        OIDC_ALGORITHMS,
+        DEFAULT_ALGORITHMS,
+        parse_algorithms,
+        "JWS algorithms accepted on access and ID tokens. Asymmetric only: `none` and HMAC (`HS*`) are rejected.",
+    ),
+    Setting(
+        OIDC_LEEWAY_SECONDS,
+        60,
+        parse_non_negative_int,
+        "Clock skew, in seconds, allowed on the `exp`, `nbf` and `iat` of tokens.",
+    ),
+    Setting(
+        OIDC_MAX_TOKEN_BYTES,
+        8192,
+        parse_positive_int,
+        "Longest bearer access token, in bytes, that is parsed; longer tokens get 401.",
+    ),
+    Setting(
+        OIDC_JWKS_TTL_SECONDS,
+        300,
+        parse_positive_number,
+        "Seconds the issuer's signing keys (JWKS) are cached before they are fetched again.",
+    ),
+    Setting(
+        OIDC_JWKS_REFETCH_COOLDOWN_SECONDS,
+        30,
+        parse_non_negative_number,
+        "Minimum seconds between two fetches of the JWKS or discovery document after an unknown key id or a "
+        "failure. Also the `Retry-After` of a 503 while the provider is unreachable.",
+    ),
+    Setting(
+        OIDC_HTTP_TIMEOUT_SECONDS,
+        3.0,
+        parse_positive_number,
+        "Timeout, in seconds, of each HTTP request to the OpenID provider (discovery, JWKS, token endpoint).",
+    ),
+    Setting(
+        OIDC_PROVIDER_CLAIM,
+        "provider_id",
+        parse_str,
+        "Token claim that holds the provider's public id (`prv_...`).",
+    ),
+    Setting(
+        OIDC_DEVELOPER_CLAIM,
+        "developer_id",
+        parse_str,
+        "Token claim that holds the developer's public id (`dev_...`).",
+    ),
+    Setting(
+        OIDC_SCOPE_MAP,
+        {name: name for name in sorted(frozenset().union(*CATALOGUE.values()))},
+        parse_scope_map,
+        "Maps OAuth scopes to entitlements (a name or a list of names); a dict or a JSON object string. Scopes not listed grant nothing.",
+    ),
+    Setting(
+        OIDC_REQUIRE_HTTPS,
+        True,
+        parse_bool,
+        "Require `https` for the issuer, every endpoint it publishes and the post-logout redirect URI. Set false only for local testing.",
+    ),
+    Setting(
+        OIDC_LOGIN_ENABLED,
+        False,
+        parse_bool,
+        "Serve the browser login routes under `{prefix}/oidc` and accept their session on the auth guards. Needs the client id and secret.",
+    ),
+    Setting(OIDC_CLIENT_ID, None, parse_optional_str, "OAuth client id of this app at the OpenID provider, for browser login."),
+    Setting(
+        OIDC_CLIENT_SECRET,
+        None,
+        parse_optional_secret,
+        "OAuth client secret for browser login. Never logged; keep it out of source control.",
+    ),
+    Setting(
+        OIDC_SESSION_LIFETIME_SECONDS,
+        3600,
+        parse_positive_int,
+        "Seconds a browser login stays valid; after that the guards answer 401 and the user logs in again.",
+    ),
+    Setting(
+        OIDC_POST_LOGOUT_REDIRECT_URI,
+        None,
+        parse_optional_url,
+        "Absolute URL, registered at the provider, where it sends the browser after logout. Unset: the provider's own page.",
+    ),
+    Setting(
+        OIDC_DEFAULT_NEXT,
+        "/",
+        parse_local_path,
+        "Local path the browser goes to after login or logout when `next` is missing or not a local path.",
+    ),
+    Setting(
+        AUTH_USAGE_STORAGE_URI,
+        None,
+        parse_optional_redis_uri,
+        "Where recent requests per auth method are counted for diagnostics: a `redis://` URI shared by all "
+        "workers, or unset/`memory://` for per-process counts.",
+    ),
+    Setting(
+        AUTH_USAGE_KEY_PREFIX,
+        "federation:auth-usage",
+        parse_str,
+        "Prefix of the Redis keys of those counts.",
+    ),
 )
 
 
@@ -364,6 +642,14 @@ class FederationSettings:
     """The validated ``FEDERATION_*`` values of one app, read once by ``init_app``."""
 
     values: Mapping[str, Any]
+
+    def __repr__(self) -> str:
+        secret_fields = {setting.field for setting in SETTINGS if setting.key in SECRET_KEYS}
+        shown = {
+            name: ("<redacted>" if name in secret_fields and value is not None else value)
+            for name, value in self.values.items()
+        }
+        return f"FederationSettings({shown!r})"
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -413,4 +699,40 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
             "Enable at least one."
         )
 
+    _check_oidc_settings(values)
     return FederationSettings(values)
+
+
+def _check_oidc_settings(values: Mapping[str, Any]) -> None:
+    """Raise naming the key when the OIDC settings contradict each other."""
+    if values["oidc_login_enabled"] and not values["oidc_enabled"]:
+        raise ConfigurationError(f"{OIDC_LOGIN_ENABLED} is true but {OIDC_ENABLED} is false. Enable OIDC or turn login off.")
+
+    if not values["oidc_enabled"]:
+        return
+
+    for key in (OIDC_ISSUER, OIDC_PROVIDER_AUDIENCE, OIDC_DEVELOPER_AUDIENCE):
+        if values[field_name(key)] is None:
+            raise ConfigurationError(f"{key} is not set, but {OIDC_ENABLED} is true. Set it, or disable OIDC.")
+
+    if values["oidc_provider_audience"] == values["oidc_developer_audience"]:
+        raise ConfigurationError(
+            f"{OIDC_PROVIDER_AUDIENCE} and {OIDC_DEVELOPER_AUDIENCE} are both {values['oidc_provider_audience']!r}. "
+            "Give each audience its own value, so that a provider token cannot be used on developer routes."
+        )
+
+    if values["oidc_require_https"]:
+        for key in (OIDC_ISSUER, OIDC_POST_LOGOUT_REDIRECT_URI):
+            url = values[field_name(key)]
+            if url is not None and urlsplit(url).scheme != "https":
+                raise ConfigurationError(
+                    f"{key} must be an https URL, got {url!r}. "
+                    f"For local testing only, set {OIDC_REQUIRE_HTTPS}=false to allow http."
+                )
+
+    if values["oidc_login_enabled"]:
+        for key in (OIDC_CLIENT_ID, OIDC_CLIENT_SECRET):
+            if values[field_name(key)] is None:
+                raise ConfigurationError(
+                    f"{key} is not set, but {OIDC_LOGIN_ENABLED} is true. Set it to the client registered at the provider."
+                )

@@ -55,6 +55,11 @@ class InvalidCursor(BadRequest):
     )
 
 
+class OIDCLoginFailed(BadRequest):
+    error_code = "oidc_login_failed"
+    default_message = "The OIDC login failed. Start again from the login route."
+
+
 class Unauthorized(FederationError, http.Unauthorized):
     status_code = 401
     error_code = "unauthorized"
@@ -65,6 +70,14 @@ class Forbidden(FederationError, http.Forbidden):
     status_code = 403
     error_code = "forbidden"
     default_message = "The credential lacks an entitlement this route requires."
+
+
+class CSRFRejected(Forbidden):
+    error_code = "csrf_rejected"
+    default_message = (
+        "A browser session may send this method only from a page of the same origin. "
+        "Send the request from this site, or authenticate with 'Authorization: Bearer <token>'."
+    )
 
 
 class NotFound(FederationError, http.NotFound):

@@ -11,7 +11,11 @@ from flask_limiter import Limiter
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.routing import RequestRedirect
 
-from .blueprints import register_blueprints
+from .auth.oidc_component import build_oidc_component
+from .auth.oidc_session import apply_session_cookie_defaults, check_session_available
+from .auth.usage import COMPONENT as USAGE_COMPONENT
+from .auth.usage import build_usage_counter
+from .blueprints import register_blueprints, register_oidc_blueprint
 from .config import ConfigurationError, load_settings
 from .context import request_state
 from .envelope import error_response
@@ -68,10 +72,22 @@ class Federation:
             logger.error("Invalid flask-federation configuration: %s", error)
             raise
 
+        if settings.oidc_login_enabled:
+            check_session_available(app)
+
         state = FederationState(settings=settings, db=self._resolve_db(app, db or self._db))
         rate_limits = install_rate_limits(app, state, limiter or self._limiter)
         app.extensions[EXTENSION_KEY] = state
+        state.components[USAGE_COMPONENT] = build_usage_counter(settings)
+        oidc = build_oidc_component(app, settings)
+        if oidc is not None:
+            state.components["oidc"] = oidc
+
         register_blueprints(app, settings.url_prefix)
+        if settings.oidc_login_enabled:
+            register_oidc_blueprint(app, settings.url_prefix)
+            apply_session_cookie_defaults(app)
+
         validate_routes(app, rate_limits)
         app.before_request(_before_request)
         app.after_request(_after_request)
@@ -80,10 +96,13 @@ class Federation:
                 metadata.create_all(state.db.engine)
 
         logger.info(
-            "flask-federation initialised on app %r (enabled=%s, prefix=%s)",
+            "flask-federation initialised on app %r (enabled=%s, prefix=%s, legacy_auth=%s, oidc=%s, oidc_login=%s)",
             app.name,
             settings.enabled,
             settings.url_prefix,
+            settings.legacy_auth_enabled,
+            settings.oidc_enabled,
+            settings.oidc_login_enabled,
         )
 
     @staticmethod

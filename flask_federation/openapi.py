@@ -28,7 +28,8 @@ _ATTRIBUTE = "__federation_openapi__"
 _ERROR_DESCRIPTIONS = {
     400: "Malformed request: `invalid_json`, `invalid_cursor`, `bad_request`, `idempotency_key_missing`, `idempotency_key_invalid`.",
     401: "Missing or invalid credential: `unauthorized`. The `WWW-Authenticate` header names the problem.",
-    403: "The credential lacks an entitlement: `forbidden`.",
+    403: "The credential lacks an entitlement: `forbidden`; or a browser session sent a state-changing request "
+    "from another origin: `csrf_rejected`.",
     404: "Not found, or owned by another provider: `not_found`.",
     409: "Conflict: `conflict`, `idempotency_key_in_use`.",
     413: "Body too large: `payload_too_large`.",
@@ -36,7 +37,8 @@ _ERROR_DESCRIPTIONS = {
     422: "Invalid fields: `validation_error`, `idempotency_key_reused`. `error.details` lists each field.",
     429: "Rate limit exceeded: `rate_limited`. `error.details` holds `policy`, `limit`, `window` and `retry_after`; "
     "retry after `Retry-After` seconds.",
-    503: "A backing store is unavailable: `service_unavailable`. Retry after `Retry-After` seconds.",
+    503: "A backing store or the OpenID provider is unavailable: `service_unavailable`. "
+    "Retry after `Retry-After` seconds.",
 }
 _REQUEST_ID_HEADER = {
     "description": "The request id: the caller's valid `X-Request-ID`, or a generated one.",
@@ -61,6 +63,36 @@ _RETRY_AFTER_HEADER = {
 }
 # Rate-limited routes authenticate before counting, so their 401 and 403 responses carry no RateLimit fields.
 _UNCOUNTED_STATUSES = frozenset({401, 403})
+#: The credentials every operation accepts, any one of them. Which ones a server accepts depends on
+#: its settings, and the OIDC issuer is deployment-specific, so the committed document describes the
+#: OpenID Connect discovery URL in words instead of declaring an ``openIdConnect`` scheme.
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "apiKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A legacy API key: `ffp_...` for providers, `ffd_...` for developers. "
+        "Accepted while `FEDERATION_LEGACY_AUTH_ENABLED` is true; afterwards it gets 401 `unauthorized`.",
+    },
+    "oidcAccessToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "An OAuth 2 access token (JWT) from the platform's OpenID provider, accepted while "
+        "`FEDERATION_OIDC_ENABLED` is true. Its discovery document is at "
+        "`{FEDERATION_OIDC_ISSUER}/.well-known/openid-configuration`. Request the token with the resource "
+        "indicator (`aud`) of your audience (`FEDERATION_OIDC_PROVIDER_AUDIENCE` or "
+        "`FEDERATION_OIDC_DEVELOPER_AUDIENCE`) and the scopes named by each operation's `x-entitlement`; "
+        "the token must carry your `provider_id` or `developer_id` claim.",
+    },
+    "oidcSession": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "session",
+        "description": "The browser session after a login at `{prefix}/oidc/{audience}/login`, while "
+        "`FEDERATION_OIDC_LOGIN_ENABLED` is true. The cookie name is the host app's `SESSION_COOKIE_NAME`. "
+        "POST, PATCH and DELETE with this session need a same-origin `Sec-Fetch-Site` or `Origin` header.",
+    },
+}
 _PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
@@ -167,7 +199,7 @@ def _operation_dict(operation: Operation, path_parameters: list[str]) -> dict[st
     result: dict[str, Any] = {
         "summary": operation.summary,
         "tags": [operation.tag],
-        "security": [{"bearerAuth": []}],
+        "security": [{name: []} for name in SECURITY_SCHEMES],
         "responses": responses,
     }
     if operation.description:
@@ -203,14 +235,9 @@ def build_openapi(app: Flask) -> dict[str, Any]:
         info={"description": "Partner-facing federation API: provider tenant management and developer diagnostics."},
         servers=[{"url": prefix}],
     )
-    spec.components.security_scheme(
-        "bearerAuth",
-        {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "An API key (`ffp_...` for providers, `ffd_...` for developers) or, in OIDC mode, an access token.",
-        },
-    )
+    for name, scheme in SECURITY_SCHEMES.items():
+        spec.components.security_scheme(name, scheme)
+
     spec.components.schema("ErrorEnvelope", schema=ErrorEnvelopeSchema)
 
     paths: dict[str, dict[str, Any]] = {}

@@ -97,7 +97,11 @@ class TenantPageSchema(Schema):
 
 class CredentialInfoSchema(Schema):
     id = fields.String(
-        allow_none=True, metadata={"description": "Key id (never the secret), or the token id for OIDC."}
+        allow_none=True,
+        metadata={
+            "description": "Key id (never the secret); for an OIDC token its `jti` or `sha256:` and a hash prefix; "
+            "for a browser login `oidc-login-...`."
+        },
     )
     created_at = fields.AwareDateTime(allow_none=True, format="iso")
     expires_at = fields.AwareDateTime(allow_none=True, format="iso")
@@ -117,9 +121,29 @@ class RateLimitStatusSchema(Schema):
     reset = fields.Integer(required=True, metadata={"description": "Seconds until the strategy frees quota again."})
 
 
+class RecentRequestsSchema(Schema):
+    window_seconds = fields.Integer(
+        required=True, metadata={"description": "Length of the window: the current UTC hour and the 23 before it."}
+    )
+    by_auth_method = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        metadata={"description": "Your authenticated requests in the window per auth method, this one included."},
+    )
+    source = fields.String(
+        required=True,
+        metadata={
+            "description": "`redis` (all server processes), `memory` (only the process that answered) "
+            "or `unavailable` (the counts could not be read; `by_auth_method` is empty)."
+        },
+    )
+
+
 class DiagnosticsSchema(Schema):
     principal = fields.Nested(PrincipalInfoSchema, required=True)
     auth_method = fields.String(required=True, metadata={"description": "`api_key`, `oidc_bearer` or `oidc_session`."})
+    recent_requests = fields.Nested(RecentRequestsSchema, required=True)
     credential = fields.Nested(CredentialInfoSchema, required=True)
     entitlements = fields.List(fields.String(), required=True)
     feature_flags = fields.Dict(keys=fields.String(), values=fields.Boolean(), required=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import logging
+from typing import TYPE_CHECKING
 
 from flask import request
 from sqlalchemy import select, update
@@ -17,6 +18,10 @@ from ..models import Credential, utcnow
 from ..state import get_state
 from .api_keys import MalformedKey, hash_key, looks_like_api_key, parse_key
 from .principal import AUTH_METHOD_API_KEY, Principal
+from .usage import record_authenticated_request
+
+if TYPE_CHECKING:
+    from .oidc_component import OIDCComponent
 
 logger = logging.getLogger("flask_federation")
 
@@ -30,7 +35,8 @@ _DUMMY_HASH = "0" * 64
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 
-def _challenge(error: str | None = None) -> dict[str, str]:
+def challenge_headers(error: str | None = None) -> dict[str, str]:
+    """Return the ``WWW-Authenticate`` header of a 401, with the RFC 6750 ``error`` code when given."""
     value = 'Bearer realm="federation"'
     if error is not None:
         value += f', error="{error}"'
@@ -39,7 +45,7 @@ def _challenge(error: str | None = None) -> dict[str, str]:
 
 
 def invalid_token(message: str) -> Unauthorized:
-    return Unauthorized(message, headers=_challenge("invalid_token"))
+    return Unauthorized(message, headers=challenge_headers("invalid_token"))
 
 
 def bearer_token() -> str | None:
@@ -52,7 +58,7 @@ def bearer_token() -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(
             "The Authorization header must read 'Bearer <key or token>'.",
-            headers=_challenge("invalid_request"),
+            headers=challenge_headers("invalid_request"),
         )
 
     return token.strip()
@@ -67,17 +73,25 @@ def authenticate(audience: Audience) -> Principal:
     if audience in cache:
         return cache[audience]
 
+    state = get_state()
+    oidc: OIDCComponent | None = state.components.get("oidc")
     token = bearer_token()
     if token is None:
+        # An explicit Authorization header wins; the browser session is only the fallback.
+        session_principal = oidc.authenticate_session(audience) if oidc is not None else None
+        if session_principal is not None:
+            cache[audience] = session_principal
+            record_authenticated_request(session_principal)
+            return session_principal
+
         if any(name in request.args for name in _QUERY_CREDENTIAL_NAMES):
             raise Unauthorized(
                 "Credentials in the query string are not accepted. Send 'Authorization: Bearer <key>' instead.",
-                headers=_challenge("invalid_request"),
+                headers=challenge_headers("invalid_request"),
             )
 
-        raise Unauthorized(headers=_challenge())
+        raise Unauthorized(headers=challenge_headers())
 
-    state = get_state()
     principal: Principal | None = None
     if looks_like_api_key(token):
         if not state.settings.legacy_auth_enabled:
@@ -85,13 +99,13 @@ def authenticate(audience: Audience) -> Principal:
 
         principal = authenticate_api_key(token, audience)
     else:
-        oidc = state.components.get("oidc")
         if oidc is None:
             raise invalid_token("The bearer token is not a valid API key.")
 
         principal = oidc.authenticate_bearer(token, audience)
 
     cache[audience] = principal
+    record_authenticated_request(principal)
     return principal
 
 

@@ -25,7 +25,7 @@ class Principal:
     #: Database primary key of the provider or developer, used to scope queries.
     subject_pk: int
     display_name: str
-    #: Key id of the API key, or the token's ``jti``/subject for OIDC; never a secret.
+    #: Key id of the API key, the OIDC token's ``jti`` (or a hash-derived id), or the browser login id; never a secret.
     credential_id: str | None
     entitlements: frozenset[str]
     auth_method: str

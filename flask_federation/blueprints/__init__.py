@@ -8,6 +8,8 @@ from .developer import NAME as DEVELOPER_BLUEPRINT
 from .developer import create_developer_blueprint
 from .meta import NAME as META_BLUEPRINT
 from .meta import create_meta_blueprint
+from .oidc import NAME as OIDC_BLUEPRINT
+from .oidc import create_oidc_blueprint
 from .provider import NAME as PROVIDER_BLUEPRINT
 from .provider import create_provider_blueprint
 
@@ -21,4 +23,17 @@ def register_blueprints(app: Flask, prefix: str) -> None:
     app.register_blueprint(create_meta_blueprint(), url_prefix=prefix)
 
 
-__all__ = ["API_BLUEPRINTS", "DEVELOPER_BLUEPRINT", "META_BLUEPRINT", "PROVIDER_BLUEPRINT", "register_blueprints"]
+def register_oidc_blueprint(app: Flask, prefix: str) -> None:
+    """Register the browser login routes; only called when ``FEDERATION_OIDC_LOGIN_ENABLED`` is true."""
+    app.register_blueprint(create_oidc_blueprint(), url_prefix=f"{prefix}/oidc")
+
+
+__all__ = [
+    "API_BLUEPRINTS",
+    "DEVELOPER_BLUEPRINT",
+    "META_BLUEPRINT",
+    "OIDC_BLUEPRINT",
+    "PROVIDER_BLUEPRINT",
+    "register_blueprints",
+    "register_oidc_blueprint",
+]

@@ -26,7 +26,7 @@ def create_developer_blueprint() -> Blueprint:
         tag="Diagnostics",
         entitlement=DIAGNOSTICS_READ,
         response=DiagnosticsSchema,
-        errors=(401, 403),
+        errors=(401, 403, 503),
         rate_limited=True,
     )
     @with_rate_limit()

@@ -28,7 +28,7 @@ def create_provider_blueprint() -> Blueprint:
         entitlement=TENANTS_READ,
         query=TenantListQuerySchema,
         response=TenantPageSchema,
-        errors=(400, 401, 403, 422),
+        errors=(400, 401, 403, 422, 503),
         rate_limited=True,
     )
     @with_rate_limit()
@@ -50,7 +50,7 @@ def create_provider_blueprint() -> Blueprint:
         tag="Tenants",
         entitlement=TENANTS_READ,
         response=TenantSchema,
-        errors=(401, 403, 404),
+        errors=(401, 403, 404, 503),
         rate_limited=True,
     )
     @with_rate_limit()

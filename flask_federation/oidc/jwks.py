@@ -121,6 +121,21 @@ class JWKSCache:
             raise UnknownKeyError(kid)
         return key
 
+    def public_jwks(self, *, refetch: bool = False) -> dict[str, Any]:
+        """Return the cached public keys as a JWKS document, fetching them when needed.
+
+        With ``refetch`` the JWKS is fetched again if the cooldown allows, as
+        for an unknown ``kid``. This serves libraries that verify with a whole
+        key set, such as Authlib's ID token check. Raises like ``get_key`` when
+        no JWKS was ever fetched.
+        """
+        self._refresh_if_expired()
+        if refetch:
+            self._refetch_for_unknown_kid("")
+        with self._state_lock:
+            keys = list((self._keys or {}).values())
+        return {"keys": [key.as_dict(private=False) for key in keys]}
+
     def kids(self) -> frozenset[str]:
         """Return the key ids currently cached, without fetching."""
         with self._state_lock:

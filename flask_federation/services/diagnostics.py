@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..auth.principal import Principal
+from ..auth.principal import AUTH_METHOD_API_KEY, Principal
+from ..auth.usage import recent_requests
 from ..entitlements import DIAGNOSTICS_READ, Audience
 from ..models import Credential, utcnow
 from ..ratelimit.component import rate_limit_status
@@ -17,7 +18,8 @@ from .access import require
 
 
 def get_diagnostics(principal: Principal) -> dict[str, Any]:
-    """Return the caller's identity, auth method, credential, entitlements, feature flags and rate-limit standing.
+    """Return the caller's identity, auth method, credential, entitlements, feature flags, rate-limit standing
+    and recent requests per auth method.
 
     The credential is described by its id and dates only; the secret is never stored,
     so it cannot be returned.
@@ -30,7 +32,8 @@ def get_diagnostics(principal: Principal) -> dict[str, Any]:
         "expires_at": None,
         "last_used_at": None,
     }
-    if principal.credential_id is not None:
+    # Only API keys have a row; an OIDC token id is never looked up, so an issuer cannot make it name a key.
+    if principal.auth_method == AUTH_METHOD_API_KEY and principal.credential_id is not None:
         credential = state.session.execute(
             select(Credential).where(Credential.key_id == principal.credential_id)
         ).scalar_one_or_none()
@@ -49,6 +52,7 @@ def get_diagnostics(principal: Principal) -> dict[str, Any]:
             "name": principal.display_name,
         },
         "auth_method": principal.auth_method,
+        "recent_requests": recent_requests(principal),
         "credential": credential_info,
         "entitlements": sorted(principal.entitlements),
         "feature_flags": {

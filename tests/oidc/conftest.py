@@ -260,12 +260,13 @@ def _idp_unavailable(reason: str) -> None:
     pytest.skip(f"The local OIDC provider cannot run: {reason}")
 
 
-def _start_idp() -> LocalIdP:
+def start_local_idp(**options: Any) -> LocalIdP:
+    """Start a ``LocalIdP(**options)``, skipping the test (failing it under CI) when Node.js is missing."""
     try:
         ensure_node_modules()
     except IdPSetupError as exc:
         _idp_unavailable(str(exc))
-    idp = LocalIdP()
+    idp = LocalIdP(**options)
     try:
         idp.start()
     except BaseException:
@@ -277,7 +278,7 @@ def _start_idp() -> LocalIdP:
 @pytest.fixture(scope="session")
 def idp() -> Iterator[LocalIdP]:
     """The local IdP shared by the whole session. Tests must not stop or restart it."""
-    instance = _start_idp()
+    instance = start_local_idp()
     yield instance
     instance.close()
 
@@ -285,6 +286,6 @@ def idp() -> Iterator[LocalIdP]:
 @pytest.fixture
 def private_idp() -> Iterator[LocalIdP]:
     """A local IdP of the test's own, which the test may stop or restart."""
-    instance = _start_idp()
+    instance = start_local_idp()
     yield instance
     instance.close()
