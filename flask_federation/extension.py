@@ -10,6 +10,7 @@ from flask import Flask, Response, request
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.routing import RequestRedirect
 
+from .audit import hooks as audit_hooks
 from .blueprints import register_blueprints
 from .config import ConfigurationError, load_settings
 from .context import request_state
@@ -64,6 +65,7 @@ class Federation:
         register_blueprints(app, settings.url_prefix)
         app.before_request(_before_request)
         app.after_request(_after_request)
+        audit_hooks.install(app)
         if settings.create_tables:
             with app.app_context():
                 metadata.create_all(state.db.engine)
@@ -117,7 +119,9 @@ def _before_request() -> Response | None:
 
     routing_error = request.routing_exception
     if routing_error is not None and not isinstance(routing_error, RequestRedirect):
-        return error_response(from_http_exception(routing_error))
+        error = from_http_exception(routing_error)
+        audit_hooks.note_error(error)
+        return error_response(error)
 
     return None
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from ..audit import annotate, with_audit
 from ..auth import current_principal, with_provider_auth
-from ..entitlements import TENANTS_READ
+from ..entitlements import AUDIT_READ, TENANTS_READ
 from ..envelope import success_response
 from ..openapi import documented
 from ..request_body import load_query
 from ..schemas import TenantListQuerySchema, TenantPageSchema, TenantSchema
 from ..services import tenants
+from .audit import add_audit_route
 from .errors import install_error_handlers
 
 NAME = "federation_provider"
@@ -29,6 +31,7 @@ def create_provider_blueprint() -> Blueprint:
         response=TenantPageSchema,
         errors=(400, 401, 403, 422),
     )
+    @with_audit("tenant.list", target_type="tenant")
     @with_provider_auth(TENANTS_READ)
     def list_tenants() -> Response:
         """Newest first, with keyset pagination: pass `next_cursor` back as `cursor` for the next page."""
@@ -39,6 +42,7 @@ def create_provider_blueprint() -> Blueprint:
             limit=query.get("limit"),
             cursor=query.get("cursor"),
         )
+        annotate(result_count=len(page.items))
         return success_response(TenantPageSchema().dump(page))
 
     @blueprint.get("/tenants/<tenant_id>")
@@ -49,10 +53,12 @@ def create_provider_blueprint() -> Blueprint:
         response=TenantSchema,
         errors=(401, 403, 404),
     )
+    @with_audit("tenant.read", target_type="tenant", target_id_arg="tenant_id")
     @with_provider_auth(TENANTS_READ)
     def get_tenant(tenant_id: str) -> Response:
         """Another provider's tenant answers 404, exactly like a missing one."""
         tenant = tenants.get_tenant(current_principal, tenant_id)
         return success_response(TenantSchema().dump(tenant))
 
+    add_audit_route(blueprint, with_provider_auth(AUDIT_READ))
     return blueprint
