@@ -92,6 +92,6 @@ def list_page(filters: AuditFilter, *, subject: str, limit: int, cursor: str | N
 def iter_events(filters: AuditFilter, batch_size: int = 500) -> Iterator[dict[str, Any]]:
     """Yield matching events oldest first, reading ``batch_size`` rows at a time."""
     query = filters.apply(select(AuditEvent)).order_by(AuditEvent.occurred_at, AuditEvent.id)
-    result = get_state().session.execute(query.execution_options(yield_per=batch_size))
-    for row in result.scalars():
-        yield event_to_dict(row)
+    with get_state().session.execute(query.execution_options(yield_per=batch_size)) as result:
+        for row in result.scalars():
+            yield event_to_dict(row)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import AuditChain, AuditEvent
@@ -53,7 +53,7 @@ def verify_chains(session: Session, hmac_key: str | None, chains: Iterable[str] 
     """Verify every chain (or only ``chains``), including event chains that lost their head row."""
     if chains is None:
         names = set(session.execute(select(AuditChain.chain)).scalars())
-        names.update(session.execute(select(distinct(AuditEvent.chain))).scalars())
+        names.update(session.execute(select(AuditEvent.chain).distinct()).scalars())
     else:
         names = set(chains)
 
@@ -79,15 +79,18 @@ def verify_chain(session: Session, chain: str, hmac_key: str | None) -> ChainRes
     previous_id: str | None = None
     count = 0
     query = select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.sequence)
-    for event in session.execute(query.execution_options(yield_per=_BATCH_SIZE)).scalars():
-        problem = _check_event(event, expected_sequence, expected_prev, previous_id, hmac_key)
-        if problem is not None:
-            return ChainResult(chain, count, problem)
+    # populate_existing: compare what the database holds now, not rows this session loaded earlier.
+    options = {"yield_per": _BATCH_SIZE, "populate_existing": True}
+    with session.execute(query.execution_options(**options)) as result:
+        for event in result.scalars():
+            problem = _check_event(event, expected_sequence, expected_prev, previous_id, hmac_key)
+            if problem is not None:
+                return ChainResult(chain, count, problem)
 
-        count += 1
-        expected_sequence = event.sequence + 1
-        expected_prev = event.hash
-        previous_id = event.event_id
+            count += 1
+            expected_sequence = event.sequence + 1
+            expected_prev = event.hash
+            previous_id = event.event_id
 
     if head.last_sequence != expected_sequence - 1 or head.last_hash != expected_prev:
         message = (
