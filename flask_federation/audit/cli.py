@@ -129,11 +129,12 @@ def verify_command(chains: tuple[str, ...]) -> None:
     type=click.IntRange(min=1),
     help="Delete events older than this many days. Default: FEDERATION_AUDIT_RETENTION_DAYS.",
 )
+@click.option("--before", callback=_parse_time, help="Delete events before this ISO 8601 time instead.")
 @with_appcontext
-def purge_command(older_than_days: int | None) -> None:
+def purge_command(older_than_days: int | None, before: dt.datetime | None) -> None:
     """Delete old events, keeping each chain verifiable from its first remaining event."""
     try:
-        result = purge(older_than_days)
+        result = purge(older_than_days, before=before)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
 

@@ -82,20 +82,27 @@ def _purge_chain(
     return int(getattr(result, "rowcount", 0)), None
 
 
-def purge(older_than_days: int | None = None) -> PurgeResult:
-    """Purge the events older than ``older_than_days`` (default ``FEDERATION_AUDIT_RETENTION_DAYS``) and audit it.
+def purge(older_than_days: int | None = None, *, before: dt.datetime | None = None) -> PurgeResult:
+    """Purge the events that occurred before ``before``, or more than ``older_than_days`` ago, and audit it.
 
-    Raises ``ValueError`` when neither gives a number of days. The purge itself is
+    Without either, ``FEDERATION_AUDIT_RETENTION_DAYS`` gives the days; without that
+    too, or with both arguments, it raises ``ValueError``. The purge itself is
     recorded as an ``audit.purge`` event on the ``system`` chain.
     """
     settings = audit_settings()
+    if before is not None and older_than_days is not None:
+        raise ValueError("Pass either --older-than-days or --before, not both.")
+
+    if before is not None and before.tzinfo is None:
+        raise ValueError(f"The purge time {before.isoformat()} has no timezone; add one, such as +00:00.")
+
     days = older_than_days if older_than_days is not None else settings.retention_days
-    if days is None or days < 1:
+    if before is None and (days is None or days < 1):
         raise ValueError(
             "No retention period: pass --older-than-days N (N >= 1) or set FEDERATION_AUDIT_RETENTION_DAYS."
         )
 
-    cutoff = utcnow() - dt.timedelta(days=days)
+    cutoff = before if before is not None else utcnow() - dt.timedelta(days=days or 0)
     result = purge_before(get_state().session, cutoff, settings.hmac_key)
     skipped = [problem.chain for problem in result.skipped]
     with transaction():
