@@ -43,9 +43,13 @@ MAX_DEPTH = 32
 # The key id (ff[pd]_ + 12 characters) is not secret, but anything longer that starts
 # like a key is treated as a whole or partial key and removed.
 _API_KEY = re.compile(r"ff[pd]_[0-9A-Za-z]{12}_[0-9A-Za-z]{4,}")
-_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s,;\"']+")
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-_ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z0-9_.\-]+)(?P<separator>[\"']?\s*[=:]\s*[\"']?)(?P<value>[^\s&;,\"']+)")
+# Each pattern may start only where its run of characters starts (the lookbehinds), so a
+# long attacker-chosen string such as a user agent costs linear time, not quadratic.
+_BEARER = re.compile(r"(?i)(?<![A-Za-z0-9])(bearer)\s+[^\s,;\"']+")
+_JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_ASSIGNMENT = re.compile(
+    r"(?<![A-Za-z0-9_.\-])(?P<name>[A-Za-z0-9_.\-]{1,128})(?P<separator>[\"']?\s*[=:]\s*[\"']?)(?P<value>[^\s&;,\"']+)"
+)
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Control, format (such as bidirectional overrides), surrogate and line/paragraph separator characters.
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
