@@ -1,4 +1,4 @@
-"""Who an event is attributed to when no API principal made the request: CLI users and host code."""
+"""System actors: the CLI, the Python provisioning API and host admin tools, named on their events."""
 
 from __future__ import annotations
 

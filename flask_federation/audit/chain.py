@@ -137,9 +137,9 @@ def lock_head(session: Session, chain: str) -> AuditChain:
 def append_event(session: Session, fields: Mapping[str, Any], hmac_key: str | None) -> AuditEvent:
     """Add an event at the end of its chain and flush it, without committing.
 
-    ``fields`` are the serialised event fields plus ``chain``; ``occurred_at``,
-    ``sequence``, ``prev_hash`` and ``hash`` are set here, under the chain's lock,
-    so that time and sequence increase together within a chain. The lock is held
+    ``fields`` are the serialised event fields plus ``chain``. This function sets
+    ``occurred_at``, ``sequence``, ``prev_hash`` and ``hash`` under the chain's
+    lock, so time and sequence increase together within a chain. The lock is held
     until the caller's transaction ends.
     """
     chain = str(fields["chain"])

@@ -1,4 +1,4 @@
-"""What the current request has told the audit log so far: its action, target, counts and error."""
+"""The audit state of the current request: its action, target, counts and error, collected until it ends."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Request hooks: collect a request's denial or error, and record its one event after the response is built.
 
-Denials arrive through the ``request_denied`` signal (every guard renders its
-denial through ``guard.run_guard``) and errors through the federation
-blueprints' error handlers; both only note the error here. The ``after_request``
+Denials arrive through the ``request_denied`` signal, because every guard
+renders its denial through ``guard.run_guard``. Errors arrive through the
+federation blueprints' error handlers. Both only note the error here. The ``after_request``
 hook then records exactly one event per audited request, so a request that is
 denied, fails and is handled by several layers still yields one event.
 """
@@ -29,7 +29,7 @@ logger = logging.getLogger("flask_federation.audit")
 UNMATCHED_ACTION = "request.unmatched"
 
 #: Statuses recorded as ``denied`` rather than ``error``. A 404 from a matched route is a
-#: denial too, because a tenant of another provider answers 404 exactly like a missing one.
+#: denial too, because a tenant of another provider gets the same 404 as a missing one.
 _DENIAL_STATUSES = frozenset({401, 403, 429})
 
 # A concurrent writer can only collide on (chain, sequence) if the head lock was bypassed; retry then.

@@ -17,7 +17,7 @@ from .chain import event_to_dict
 
 @dataclasses.dataclass(frozen=True)
 class AuditFilter:
-    """Which events to read: one chain or all, and optional action, outcome and time range.
+    """A selection of events: one chain or all, and optional action, outcome and time range.
 
     ``since`` is inclusive and ``until`` exclusive; both must be timezone-aware.
     """

@@ -144,7 +144,7 @@ def _escape_unsafe(value: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class FieldSpec:
-    """How one event field is cleaned: its kind and, for strings, the column's length."""
+    """The cleaning rule of one event field: its kind and, for strings, the column's length."""
 
     kind: str
     max_length: int | None = None

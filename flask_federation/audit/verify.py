@@ -79,7 +79,7 @@ def verify_chain(session: Session, chain: str, hmac_key: str | None) -> ChainRes
     previous_id: str | None = None
     count = 0
     query = select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.sequence)
-    # populate_existing: compare what the database holds now, not rows this session loaded earlier.
+    # populate_existing: compare the rows as stored now, not copies this session loaded earlier.
     options = {"yield_per": _BATCH_SIZE, "populate_existing": True}
     with session.execute(query.execution_options(**options)) as result:
         for event in result.scalars():

@@ -2,10 +2,10 @@
 
 Actors are copied into each event (id and display name at the time) instead of
 referenced by foreign key, so deleting a provider, developer or key keeps its
-history. Every event belongs to one chain (``provider:prv_...``,
-``developer:dev_...``, ``system`` or ``anonymous``); ``sequence`` numbers the
-events of a chain without gaps, and ``hash`` covers every other column but the
-surrogate ``id`` together with the previous event's hash.
+history. Every event belongs to one chain: ``provider:prv_...``, ``developer:dev_...``,
+``system`` or ``anonymous``. ``sequence`` numbers the events of a chain without
+gaps. ``hash`` covers every other column but the surrogate ``id``, including
+``prev_hash``, the previous event's hash.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def list_audit_events(
 ) -> AuditPage:
     """Return one page of the events on the caller's own chain, newest first.
 
-    A provider sees ``provider:<its id>`` and a developer ``developer:<its id>``:
+    A provider reads ``provider:<its id>`` and a developer ``developer:<its id>``:
     everything done with its credentials and every provisioning change to it.
     ``since`` is inclusive, ``until`` exclusive; both must be timezone-aware.
     """
