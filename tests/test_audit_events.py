@@ -134,6 +134,19 @@ def test_unmatched_requests_recorded(client: Any, method: str, path: str, status
     assert event.chain == "anonymous"
 
 
+def test_api_view_without_with_audit_recorded(app: Flask, world: World) -> None:
+    @with_provider_auth("tenants:read")
+    def extra() -> Any:
+        return jsonify(ok=True)
+
+    app.add_url_rule("/federation/provider/v1/extra", endpoint="federation_provider.extra", view_func=extra)
+    client = app.test_client()
+    assert only_event(client.get("/federation/provider/v1/extra", headers=bearer(world.key_a))).action == (
+        "route.federation_provider.extra"
+    )
+    assert only_event(client.get("/federation/provider/v1/extra")).outcome == "denied"
+
+
 def test_openapi_document_not_recorded(client: Any) -> None:
     before = len(all_events())
     assert client.get("/federation/openapi.json").status_code == 200

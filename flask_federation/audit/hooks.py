@@ -74,11 +74,20 @@ def _request_action(audit: RequestAudit | None) -> str | None:
 
     settings = get_state().settings
     if _under_prefix(request.path, settings.url_prefix):
-        if not settings.enabled or request.url_rule is not None:
-            # Disabled API (its tables may not exist), or the public OpenAPI document.
-            return None
+        # Imported here because the blueprints import this module for their error handlers.
+        from ..blueprints import API_BLUEPRINTS
 
-        return UNMATCHED_ACTION
+        if not settings.enabled:
+            return None  # The API is off, and its tables may not exist.
+
+        if request.url_rule is None:
+            return UNMATCHED_ACTION
+
+        if request.blueprint in API_BLUEPRINTS:
+            # An API view without with_audit still gets its event, named after its endpoint.
+            return f"route.{request.endpoint}"
+
+        return None  # The public OpenAPI document.
 
     if audit is not None and audit.error is not None:
         # A guard denied a host route that has no with_audit: record it under its endpoint.
@@ -122,6 +131,8 @@ def record_request_event(response: Response) -> Response:
     session = get_state().session
     outcome = classify(response.status_code, audit)
     if audit.event_state == COMMITTED:
+        # NOTE: if the request fails after the view committed its write and event, the stored
+        # event keeps the status the view passed to record(), not the final one.
         return response
 
     if audit.event_state == PENDING and outcome == "success":
