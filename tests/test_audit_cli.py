@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 
-from flask_federation import admin
+from flask_federation import ConfigurationError, Federation, admin
 from flask_federation.audit.actors import cli_actor_name
 from flask_federation.cli import federation_cli
 from flask_federation.models import AuditChain
@@ -183,3 +184,20 @@ def test_retention_setting_used(make_app: Any) -> None:
         assert code == 0, output
         assert "Deleted 0 events in all." in output
         assert [event.action for event in all_events()] == ["provider.create", "audit.purge"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("FEDERATION_AUDIT_HMAC_KEY", "too-short"),
+        ("FEDERATION_AUDIT_RETENTION_DAYS", 0),
+        ("FEDERATION_AUDIT_RETENTION_DAYS", "soon"),
+        ("FEDERATION_AUDIT_ENABLED", "perhaps"),
+        ("FEDERATION_AUDIT_REDACT_KEYS", 7),
+    ],
+)
+def test_invalid_audit_setting_names_key(key: str, value: Any) -> None:
+    app = Flask("bare")
+    app.config.update(SECRET_KEY="s", SQLALCHEMY_DATABASE_URI="sqlite://", **{key: value})
+    with pytest.raises(ConfigurationError, match=key):
+        Federation(app)

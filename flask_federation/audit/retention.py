@@ -35,7 +35,7 @@ def purge_before(session: Session, cutoff: dt.datetime, hmac_key: str | None) ->
     cutoff, so a clock that stepped back cannot leave a hole. The chain's head
     then records the sequence and hash of the last deleted event as its
     checkpoint, which verification starts from. A chain that fails verification
-    is skipped.
+    is skipped. Anything uncommitted in ``session`` is rolled back first.
     """
     deleted: dict[str, int] = {}
     skipped: list[ChainProblem] = []
