@@ -42,7 +42,7 @@ MAX_DEPTH = 32
 
 # The key id (ff[pd]_ + 12 characters) is not secret, but anything longer that starts
 # like a key is treated as a whole or partial key and removed.
-_API_KEY = re.compile(r"ff[pd]_[0-9A-Za-z]{12}_[0-9A-Za-z]{4,}")
+API_KEY_PATTERN = re.compile(r"ff[pd]_[0-9A-Za-z]{12}_[0-9A-Za-z]{4,}")
 # Each pattern may start only where its run of characters starts (the lookbehinds), so a
 # long attacker-chosen string such as a user agent costs linear time, not quadratic.
 _BEARER = re.compile(r"(?i)(?<![A-Za-z0-9])(bearer)\s+[^\s,;\"']+")
@@ -72,7 +72,7 @@ class Redactor:
 
     def clean_string(self, value: str, max_length: int | None = None) -> str:
         """Return ``value`` with credentials replaced and control characters escaped, cut to ``max_length``."""
-        cleaned = _API_KEY.sub(REDACTED, value)
+        cleaned = API_KEY_PATTERN.sub(REDACTED, value)
         cleaned = _JWT.sub(REDACTED, cleaned)
         cleaned = _BEARER.sub(lambda match: f"{match.group(1)} {REDACTED}", cleaned)
         cleaned = _ASSIGNMENT.sub(self._redact_assignment, cleaned)
