@@ -6,6 +6,7 @@ integration. The guards that protect those routes are public, for host routes to
 
 from __future__ import annotations
 
+from .audit import record, with_audit
 from .auth import Principal, current_principal, with_developer_auth, with_provider_auth
 from .config import ConfigurationError
 from .entitlements import Audience
@@ -24,6 +25,8 @@ __all__ = [
     "Principal",
     "__version__",
     "current_principal",
+    "record",
+    "with_audit",
     "with_developer_auth",
     "with_provider_auth",
     "with_rate_limit",

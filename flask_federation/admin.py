@@ -3,6 +3,10 @@
 These functions run in an app context and commit their own transaction. They
 trust their caller (no principal, no entitlement check): call them from
 provisioning code and admin tools, never directly from a partner-facing route.
+Every change commits together with its audit event, attributed to the system
+actor (``admin_api``, ``cli``, or the one set with
+:func:`flask_federation.audit.acting_as`); when the event cannot be written, the
+change is rolled back.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from . import signals
+from .audit import changes_between, record
+from .audit.actors import current_system_actor
 from .auth.api_keys import generate_key, hash_key
 from .entitlements import Audience, validate_entitlements
 from .errors import Conflict, NotFound, ValidationFailed
 from .models import Credential, Developer, Provider, Tenant, utcnow
 from .schemas import TenantSchema, load_or_raise
 from .state import get_state
+from .transaction import transaction
 
 logger = logging.getLogger("flask_federation")
 
@@ -48,21 +55,43 @@ def _validate_name(name: str, what: str) -> str:
     return cleaned
 
 
+def _record_change(
+    action: str, target_type: str, target_id: str, owner_id: str | None, changes: dict[str, Any] | None
+) -> None:
+    record(
+        action,
+        kind="write",
+        target_type=target_type,
+        target_id=target_id,
+        owner_id=owner_id,
+        changes=changes,
+        actor=current_system_actor(),
+    )
+
+
 def create_provider(name: str) -> Provider:
     """Create a provider named ``name`` and return it."""
     provider = Provider(name=_validate_name(name, "provider"))
-    session = get_state().session
-    session.add(provider)
-    session.commit()
+    with transaction() as session:
+        session.add(provider)
+        session.flush()
+        after = {"id": provider.public_id, "name": provider.name}
+        _record_change("provider.create", "provider", provider.public_id, provider.public_id, changes_between(None, after))
+
     return provider
 
 
 def create_developer(name: str) -> Developer:
     """Create a developer named ``name`` and return it."""
     developer = Developer(name=_validate_name(name, "developer"))
-    session = get_state().session
-    session.add(developer)
-    session.commit()
+    with transaction() as session:
+        session.add(developer)
+        session.flush()
+        after = {"id": developer.public_id, "name": developer.name}
+        _record_change(
+            "developer.create", "developer", developer.public_id, developer.public_id, changes_between(None, after)
+        )
+
     return developer
 
 
@@ -110,8 +139,12 @@ def add_tenant(provider: Provider, fields: Mapping[str, Any]) -> Tenant:
 
 def create_tenant(provider_id: str, **fields: Any) -> Tenant:
     """Create a tenant for the provider with public id ``provider_id`` and return it."""
-    tenant = add_tenant(get_provider(provider_id), fields)
-    get_state().session.commit()
+    provider = get_provider(provider_id)
+    with transaction():
+        tenant = add_tenant(provider, fields)
+        after = TenantSchema().dump(tenant)
+        _record_change("tenant.create", "tenant", tenant.public_id, provider.public_id, changes_between(None, after))
+
     return tenant
 
 
@@ -134,11 +167,7 @@ def issue_key(
     else:
         raise ValidationFailed(f"Owner id {owner_id!r} must start with 'prv_' (provider) or 'dev_' (developer).")
 
-    try:
-        granted = validate_entitlements(audience, entitlements)
-    except ValueError as error:
-        raise ValidationFailed(str(error), details={"entitlements": [str(error)]}) from None
-
+    granted = _validated_entitlements(audience, entitlements)
     if expires_at is not None and (expires_at.tzinfo is None or expires_at <= utcnow()):
         raise ValidationFailed("The expiry must be a timezone-aware time in the future.")
 
@@ -156,9 +185,11 @@ def issue_key(
     else:
         credential.developer_id = get_developer(owner_id).id
 
-    session = get_state().session
-    session.add(credential)
-    session.commit()
+    with transaction() as session:
+        session.add(credential)
+        session.flush()
+        _record_change("key.issue", "api_key", key_id, owner_id, changes_between(None, _key_state(credential, owner_id)))
+
     logger.info("Issued API key %s to %s with entitlements %s", key_id, owner_id, ", ".join(sorted(granted)))
     signals.key_issued.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -170,16 +201,61 @@ def issue_key(
     return IssuedKey(key, credential)
 
 
-def revoke_key(key_id: str) -> Credential:
-    """Revoke the API key ``key_id``; revoking twice keeps the first revocation time."""
-    session = get_state().session
-    credential = session.execute(select(Credential).where(Credential.key_id == key_id)).scalar_one_or_none()
+def _validated_entitlements(audience: Audience, entitlements: Iterable[str]) -> frozenset[str]:
+    try:
+        return validate_entitlements(audience, entitlements)
+    except ValueError as error:
+        raise ValidationFailed(str(error), details={"entitlements": [str(error)]}) from None
+
+
+def _key_state(credential: Credential, owner_id: str) -> dict[str, Any]:
+    """Describe a key for its audit events: ids, entitlements and dates, never the secret or its hash."""
+    return {
+        "key_id": credential.key_id,
+        "audience": credential.audience,
+        "owner_id": owner_id,
+        "entitlements": list(credential.entitlements),
+        "label": credential.label,
+        "expires_at": credential.expires_at,
+        "revoked_at": credential.revoked_at,
+    }
+
+
+def _get_credential(key_id: str) -> tuple[Credential, str]:
+    """Return the key ``key_id`` and its owner's public id, or raise 404."""
+    credential = (
+        get_state()
+        .session.execute(
+            select(Credential)
+            .options(joinedload(Credential.provider), joinedload(Credential.developer))
+            .where(Credential.key_id == key_id)
+        )
+        .scalar_one_or_none()
+    )
     if credential is None:
         raise NotFound(f"API key {key_id!r} was not found. List keys with 'flask federation list-keys'.")
 
-    if credential.revoked_at is None:
-        credential.revoked_at = utcnow()
-        session.commit()
+    owner = credential.provider or credential.developer
+    assert owner is not None, "the one_owner check constraint guarantees an owner"
+    return credential, owner.public_id
+
+
+def revoke_key(key_id: str) -> Credential:
+    """Revoke the API key ``key_id``; revoking twice keeps the first revocation time.
+
+    Every call is audited as ``key.revoke``; a repeated revocation records no changes.
+    """
+    credential, owner_id = _get_credential(key_id)
+    newly_revoked = credential.revoked_at is None
+    with transaction():
+        changes = None
+        if newly_revoked:
+            before = _key_state(credential, owner_id)
+            credential.revoked_at = utcnow()
+            changes = changes_between(before, _key_state(credential, owner_id))
+        _record_change("key.revoke", "api_key", key_id, owner_id, changes)
+
+    if newly_revoked:
         logger.info("Revoked API key %s", key_id)
         signals.key_revoked.send(
             current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -187,6 +263,22 @@ def revoke_key(key_id: str) -> Credential:
             audience=credential.audience,
         )
 
+    return credential
+
+
+def set_key_entitlements(key_id: str, entitlements: Iterable[str]) -> Credential:
+    """Replace the entitlements of the API key ``key_id``; requests made with it from then on get the new set.
+
+    Unknown entitlements raise :class:`ValidationFailed`. Audited as ``key.update``.
+    """
+    credential, owner_id = _get_credential(key_id)
+    granted = sorted(_validated_entitlements(Audience(credential.audience), entitlements))
+    with transaction():
+        before = _key_state(credential, owner_id)
+        credential.entitlements = granted
+        _record_change("key.update", "api_key", key_id, owner_id, changes_between(before, _key_state(credential, owner_id)))
+
+    logger.info("Set the entitlements of API key %s to %s", key_id, ", ".join(granted))
     return credential
 
 

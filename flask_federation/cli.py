@@ -13,6 +13,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from . import admin
+from .audit.actors import acting_as, cli_actor_name
+from .audit.cli import audit_cli
 from .demo import AlreadySeeded, seed_demo
 from .errors import FederationError
 from .models import metadata
@@ -41,8 +43,14 @@ def _command_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 
 @click.group("federation")
-def federation_cli() -> None:
-    """Manage the flask-federation database, providers, developers and API keys."""
+@click.pass_context
+def federation_cli(ctx: click.Context) -> None:
+    """Manage the flask-federation database, providers, developers, API keys and the audit log."""
+    # Every command's audit events name the CLI and the operating system user as their actor.
+    ctx.with_resource(acting_as("cli", cli_actor_name()))
+
+
+federation_cli.add_command(audit_cli)
 
 
 @federation_cli.command("init-db")
@@ -140,6 +148,24 @@ def revoke_key(key_id: str) -> None:
     credential = admin.revoke_key(key_id)
     assert credential.revoked_at is not None
     click.echo(f"Revoked {key_id} at {credential.revoked_at.isoformat()}.")
+
+
+@federation_cli.command("set-entitlements")
+@click.argument("key_id")
+@click.option(
+    "--entitlement",
+    "-e",
+    "entitlements",
+    multiple=True,
+    required=True,
+    help="Entitlement the key keeps or gains; repeat for several. Those not named are removed.",
+)
+@with_appcontext
+@_command_errors
+def set_entitlements(key_id: str, entitlements: tuple[str, ...]) -> None:
+    """Replace the entitlements of the API key KEY_ID."""
+    credential = admin.set_key_entitlements(key_id, entitlements)
+    click.echo(f"Entitlements of {key_id}: {', '.join(credential.entitlements)}.")
 
 
 @federation_cli.command("list-keys")

@@ -76,6 +76,13 @@ AUTH_USAGE_KEY_PREFIX = "FEDERATION_AUTH_USAGE_KEY_PREFIX"
 
 #: Settings whose values are secrets: never shown by ``repr`` or in error messages.
 SECRET_KEYS = frozenset({CURSOR_SECRET, OIDC_CLIENT_SECRET})
+AUDIT_ENABLED = "FEDERATION_AUDIT_ENABLED"
+AUDIT_REDACT_KEYS = "FEDERATION_AUDIT_REDACT_KEYS"
+AUDIT_HMAC_KEY = "FEDERATION_AUDIT_HMAC_KEY"
+AUDIT_RETENTION_DAYS = "FEDERATION_AUDIT_RETENTION_DAYS"
+
+#: Shortest accepted audit HMAC key; 32 characters of a random hex or base64 key carry at least 128 bits.
+MIN_AUDIT_HMAC_KEY_LENGTH = 32
 
 
 class ConfigurationError(ValueError):
@@ -147,6 +154,24 @@ def parse_optional_str(key: str, value: Any) -> str | None:
         raise ConfigurationError(f"{key} must be a string, got {type(value).__name__}.")
 
     return value
+
+
+def parse_optional_positive_int(key: str, value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+
+    return parse_positive_int(key, value)
+
+
+def parse_hmac_key(key: str, value: Any) -> str | None:
+    secret = parse_optional_str(key, value)
+    if secret is not None and len(secret) < MIN_AUDIT_HMAC_KEY_LENGTH:
+        raise ConfigurationError(
+            f"{key} must be at least {MIN_AUDIT_HMAC_KEY_LENGTH} characters long, got {len(secret)}. "
+            "Generate one with: python -c 'import secrets; print(secrets.token_hex(32))'."
+        )
+
+    return secret
 
 
 def parse_str(key: str, value: Any) -> str:
@@ -633,6 +658,33 @@ SETTINGS: tuple[Setting, ...] = (
         "federation:auth-usage",
         parse_str,
         "Prefix of the Redis keys of those counts.",
+    ),
+    Setting(
+        AUDIT_ENABLED,
+        True,
+        parse_bool,
+        "Record an audit event for every federation request, every audited host route and every provisioning change.",
+    ),
+    Setting(
+        AUDIT_REDACT_KEYS,
+        (),
+        parse_str_list,
+        "Extra key names whose values audit events replace with `[REDACTED]`, matched like the built-in ones "
+        "(case-insensitive substring, ignoring `-` and `_`).",
+    ),
+    Setting(
+        AUDIT_HMAC_KEY,
+        None,
+        parse_hmac_key,
+        "Key (at least 32 characters) that turns the audit hash chain into HMAC-SHA256, so that database access "
+        "alone cannot recompute it. Unset: plain SHA-256.",
+    ),
+    Setting(
+        AUDIT_RETENTION_DAYS,
+        None,
+        parse_optional_positive_int,
+        "Days of audit events that `flask federation audit purge` keeps when run without `--older-than-days`. "
+        "Unset: purge needs the option.",
     ),
 )
 

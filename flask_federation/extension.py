@@ -11,6 +11,7 @@ from flask_limiter import Limiter
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.routing import RequestRedirect
 
+from .audit import hooks as audit_hooks
 from .auth.oidc_component import build_oidc_component
 from .auth.oidc_session import apply_session_cookie_defaults, check_session_available
 from .auth.usage import COMPONENT as USAGE_COMPONENT
@@ -91,6 +92,7 @@ class Federation:
         validate_routes(app, rate_limits)
         app.before_request(_before_request)
         app.after_request(_after_request)
+        audit_hooks.install(app)
         if settings.create_tables:
             with app.app_context():
                 metadata.create_all(state.db.engine)
@@ -147,7 +149,9 @@ def _before_request() -> Response | None:
 
     routing_error = request.routing_exception
     if routing_error is not None and not isinstance(routing_error, RequestRedirect):
-        return error_response(from_http_exception(routing_error))
+        error = from_http_exception(routing_error)
+        audit_hooks.note_error(error)
+        return error_response(error)
 
     return None
 

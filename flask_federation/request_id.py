@@ -18,7 +18,11 @@ _SAFE_PATTERN = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,128}$")
 
 
 def is_valid_request_id(value: str) -> bool:
-    return bool(_SAFE_PATTERN.match(value))
+    # Imported here: the audit package imports this module, so a module-level import would be circular.
+    from .audit.redaction import API_KEY_PATTERN
+
+    # A client that pastes its API key into the header must not see it echoed into logs.
+    return bool(_SAFE_PATTERN.match(value)) and API_KEY_PATTERN.search(value) is None
 
 
 def get_request_id() -> str | None:

@@ -10,6 +10,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from .errors import ValidationFailed
 from .models import TENANT_STATUSES
+from .models.audit import OUTCOMES
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 REGION_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
@@ -158,6 +159,68 @@ class DiagnosticsSchema(Schema):
             "description": "Standing under the audience policy, read without counting; "
             "null when rate limiting is disabled or its storage is unreachable."
         },
+    )
+
+
+class AuditListQuerySchema(StrictSchema):
+    action = fields.String(
+        validate=validate.Length(min=1, max=100), metadata={"description": "Only this action, such as `tenant.read`."}
+    )
+    outcome = fields.String(validate=validate.OneOf(OUTCOMES))
+    since = fields.AwareDateTime(
+        format="iso", metadata={"description": "Only events at or after this ISO 8601 time; needs a timezone."}
+    )
+    until = fields.AwareDateTime(
+        format="iso", metadata={"description": "Only events before this ISO 8601 time; needs a timezone."}
+    )
+    limit = fields.Integer(metadata={"description": "Page size, 1 to the configured maximum (default 100)."})
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=512), metadata={"description": "`next_cursor` of the previous page."}
+    )
+
+
+class AuditEventSchema(Schema):
+    """One audit event, exactly as stored and hashed; see docs/federation/audit.md."""
+
+    event_id = fields.String(required=True, metadata={"description": "Opaque event id, `evt_...`."})
+    chain = fields.String(required=True, metadata={"description": "`provider:prv_...` or `developer:dev_...`."})
+    sequence = fields.Integer(required=True, metadata={"description": "Position in the chain, gap-free from 1."})
+    prev_hash = fields.String(required=True, metadata={"description": "Hash of the previous event of the chain."})
+    hash = fields.String(required=True, metadata={"description": "Hash over the canonical encoding of this event."})
+    occurred_at = fields.String(required=True, metadata={"description": "ISO 8601 time in UTC, with microseconds."})
+    schema_version = fields.Integer(required=True)
+    request_id = fields.String(allow_none=True, required=True)
+    actor_type = fields.String(
+        required=True, metadata={"description": "`provider`, `developer`, `system` or `anonymous`."}
+    )
+    actor_id = fields.String(allow_none=True, required=True)
+    actor_name = fields.String(
+        allow_none=True, required=True, metadata={"description": "Display name of the actor when the event occurred."}
+    )
+    credential_id = fields.String(
+        allow_none=True, required=True, metadata={"description": "Key id of the credential used; never the secret."}
+    )
+    auth_method = fields.String(allow_none=True, required=True)
+    action = fields.String(required=True, metadata={"description": "Such as `tenant.list` or `key.issue`."})
+    kind = fields.String(required=True, metadata={"description": "`read` or `write`."})
+    target_type = fields.String(allow_none=True, required=True)
+    target_id = fields.String(allow_none=True, required=True)
+    owner_id = fields.String(allow_none=True, required=True, metadata={"description": "Owning provider or developer."})
+    outcome = fields.String(required=True, metadata={"description": "`success`, `denied` or `error`."})
+    http_status = fields.Integer(allow_none=True, required=True)
+    error_code = fields.String(allow_none=True, required=True)
+    client_address = fields.String(allow_none=True, required=True)
+    user_agent = fields.String(allow_none=True, required=True)
+    result_count = fields.Integer(allow_none=True, required=True, metadata={"description": "Items a list returned."})
+    changes = fields.Raw(
+        allow_none=True, required=True, metadata={"description": "Redacted `before` and `after` of a write."}
+    )
+
+
+class AuditPageSchema(Schema):
+    items = fields.List(fields.Nested(AuditEventSchema), required=True)
+    next_cursor = fields.String(
+        allow_none=True, required=True, metadata={"description": "Cursor of the next page, or null on the last page."}
     )
 
 

@@ -17,3 +17,8 @@ key_issued = _signals.signal("federation.key-issued")
 
 #: An API key was revoked; keywords ``key_id``, ``audience``, ``owner_id``.
 key_revoked = _signals.signal("federation.key-revoked")
+
+#: An audit event was committed; keyword ``event`` is the redacted event as a JSON-ready dict
+#: (the fields of docs/federation/audit.md, with ``chain``, ``sequence``, ``prev_hash`` and ``hash``).
+#: Sent after the commit, so receivers must not use the SQLAlchemy session; forward the event instead.
+audit_event_recorded = _signals.signal("federation.audit-event-recorded")

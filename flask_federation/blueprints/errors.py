@@ -7,6 +7,7 @@ import logging
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException, default_exceptions
 
+from ..audit.hooks import note_error
 from ..envelope import error_response
 from ..errors import FederationError, InternalError, from_http_exception
 from ..request_id import get_request_id
@@ -16,6 +17,7 @@ logger = logging.getLogger("flask_federation")
 
 
 def _handle_federation_error(error: FederationError) -> Response:
+    note_error(error)
     if error.status_code >= 500:
         logger.error(
             "Federation error %s on %s %s (request id %s)",
@@ -28,14 +30,18 @@ def _handle_federation_error(error: FederationError) -> Response:
 
 
 def _handle_http_exception(error: HTTPException) -> Response:
-    return error_response(from_http_exception(error))
+    federation_error = from_http_exception(error)
+    note_error(federation_error)
+    return error_response(federation_error)
 
 
 def _handle_unexpected(error: Exception) -> Response:
     # Roll back first: a half-done write must not be committed by a later request on this session.
     get_state().session.rollback()
     logger.exception("Unhandled error on %s %s (request id %s)", request.method, request.path, get_request_id())
-    return error_response(InternalError())
+    internal_error = InternalError()
+    note_error(internal_error)
+    return error_response(internal_error)
 
 
 def install_error_handlers(blueprint: Blueprint) -> None:

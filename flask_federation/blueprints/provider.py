@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from ..audit import annotate, with_audit
 from ..auth import current_principal, with_provider_auth
-from ..entitlements import TENANTS_READ
+from ..entitlements import AUDIT_READ, TENANTS_READ
 from ..envelope import success_response
 from ..openapi import documented
 from ..ratelimit import with_rate_limit
 from ..request_body import load_query
 from ..schemas import TenantListQuerySchema, TenantPageSchema, TenantSchema
 from ..services import tenants
+from .audit import add_audit_route
 from .errors import install_error_handlers
 
 NAME = "federation_provider"
@@ -31,6 +33,7 @@ def create_provider_blueprint() -> Blueprint:
         errors=(400, 401, 403, 422, 503),
         rate_limited=True,
     )
+    @with_audit("tenant.list", target_type="tenant")
     @with_rate_limit()
     @with_provider_auth(TENANTS_READ)
     def list_tenants() -> Response:
@@ -42,6 +45,7 @@ def create_provider_blueprint() -> Blueprint:
             limit=query.get("limit"),
             cursor=query.get("cursor"),
         )
+        annotate(result_count=len(page.items))
         return success_response(TenantPageSchema().dump(page))
 
     @blueprint.get("/tenants/<tenant_id>")
@@ -53,6 +57,7 @@ def create_provider_blueprint() -> Blueprint:
         errors=(401, 403, 404, 503),
         rate_limited=True,
     )
+    @with_audit("tenant.read", target_type="tenant", target_id_arg="tenant_id")
     @with_rate_limit()
     @with_provider_auth(TENANTS_READ)
     def get_tenant(tenant_id: str) -> Response:
@@ -60,4 +65,5 @@ def create_provider_blueprint() -> Blueprint:
         tenant = tenants.get_tenant(current_principal, tenant_id)
         return success_response(TenantSchema().dump(tenant))
 
+    add_audit_route(blueprint, with_provider_auth(AUDIT_READ))
     return blueprint

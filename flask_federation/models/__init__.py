@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .audit import AuditChain, AuditEvent
 from .base import Base, new_public_id, utcnow
 from .core import TENANT_STATUSES, Credential, Developer, Provider, Tenant
 
@@ -9,6 +10,8 @@ metadata = Base.metadata
 
 __all__ = [
     "TENANT_STATUSES",
+    "AuditChain",
+    "AuditEvent",
     "Base",
     "Credential",
     "Developer",

@@ -11,7 +11,7 @@ from typing import Any
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from ..errors import InvalidCursor
+from ..errors import InvalidCursor, ValidationFailed
 from ..state import get_state
 
 _SALT = "flask-federation.cursor.v1"
@@ -53,3 +53,13 @@ def decode_cursor(cursor: str, subject: str, filters: Mapping[str, Any]) -> tupl
         raise InvalidCursor()
 
     return position, row_id
+
+
+def resolve_page_size(limit: int | None) -> int:
+    """Return ``limit``, or the default page size without one; raise 422 outside 1 to the maximum."""
+    settings = get_state().settings
+    page_size = settings.default_page_size if limit is None else limit
+    if not 1 <= page_size <= settings.max_page_size:
+        raise ValidationFailed(details={"limit": [f"Must be between 1 and {settings.max_page_size}, got {page_size}."]})
+
+    return int(page_size)

@@ -8,11 +8,11 @@ from sqlalchemy import select, tuple_
 
 from ..auth.principal import Principal
 from ..entitlements import TENANTS_READ, Audience
-from ..errors import NotFound, ValidationFailed
+from ..errors import NotFound
 from ..models import Tenant
 from ..state import get_state
 from .access import require
-from .pagination import decode_cursor, encode_cursor
+from .pagination import decode_cursor, encode_cursor, resolve_page_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,11 +39,7 @@ def list_tenants(
     does, and rows inserted between two fetches are neither skipped nor repeated.
     """
     require(principal, Audience.PROVIDER, TENANTS_READ)
-    settings = get_state().settings
-    page_size = settings.default_page_size if limit is None else limit
-    if not 1 <= page_size <= settings.max_page_size:
-        raise ValidationFailed(details={"limit": [f"Must be between 1 and {settings.max_page_size}, got {page_size}."]})
-
+    page_size = resolve_page_size(limit)
     filters = {"status": status}
     query = select(Tenant).where(Tenant.provider_id == principal.subject_pk)
     if status is not None:

@@ -1,0 +1,163 @@
+"""The hash chains: canonical encoding, digests, and appending an event under the chain's lock.
+
+Each event's ``hash`` is SHA-256 (or HMAC-SHA256 with ``FEDERATION_AUDIT_HMAC_KEY``)
+over the canonical encoding of all its fields but ``hash`` and the surrogate
+``id``: JSON with sorted keys, no whitespace, and UTC timestamps with
+microseconds. ``prev_hash`` is part of that encoding, so altering, deleting,
+inserting or reordering an event breaks the chain from there on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..models import AuditChain, AuditEvent, utcnow
+from ..models.audit import GENESIS_HASH
+
+#: Every field that the hash covers, in the order export and the API list them.
+HASHED_FIELDS = (
+    "event_id",
+    "chain",
+    "sequence",
+    "prev_hash",
+    "occurred_at",
+    "schema_version",
+    "request_id",
+    "actor_type",
+    "actor_id",
+    "actor_name",
+    "credential_id",
+    "auth_method",
+    "action",
+    "kind",
+    "target_type",
+    "target_id",
+    "owner_id",
+    "outcome",
+    "http_status",
+    "error_code",
+    "client_address",
+    "user_agent",
+    "result_count",
+    "changes",
+)
+
+SYSTEM_CHAIN = "system"
+ANONYMOUS_CHAIN = "anonymous"
+
+
+def chain_for_owner(owner_id: str | None, *, anonymous: bool = False) -> str:
+    """Return the chain key of an owner (``prv_...`` or ``dev_...``), or ``anonymous``/``system`` without one."""
+    if owner_id is not None and owner_id.startswith("prv_"):
+        return f"provider:{owner_id}"
+
+    if owner_id is not None and owner_id.startswith("dev_"):
+        return f"developer:{owner_id}"
+
+    return ANONYMOUS_CHAIN if anonymous else SYSTEM_CHAIN
+
+
+def format_timestamp(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def canonical_encoding(fields: Mapping[str, Any]) -> bytes:
+    """Return the bytes that an event's hash covers: its hashed fields as sorted-key compact JSON."""
+    payload = {name: fields[name] for name in HASHED_FIELDS}
+    payload["occurred_at"] = format_timestamp(payload["occurred_at"])
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def digest(data: bytes, hmac_key: str | None) -> str:
+    if hmac_key is None:
+        return hashlib.sha256(data).hexdigest()
+
+    return hmac.new(hmac_key.encode(), data, hashlib.sha256).hexdigest()
+
+
+def event_hash(fields: Mapping[str, Any], hmac_key: str | None) -> str:
+    return digest(canonical_encoding(fields), hmac_key)
+
+
+def checkpoint_digest(chain: str, sequence: int, last_hash: str, hmac_key: str | None) -> str:
+    """Return the digest that binds a purge checkpoint to its chain, so it cannot be moved without the key."""
+    data = json.dumps(["checkpoint", chain, sequence, last_hash], separators=(",", ":")).encode()
+    return digest(data, hmac_key)
+
+
+def event_fields(event: AuditEvent) -> dict[str, Any]:
+    """Return the hashed fields of a stored event, as read back from the database."""
+    return {name: getattr(event, name) for name in HASHED_FIELDS}
+
+
+def _ensure_head(session: Session, chain: str) -> None:
+    """Create the chain's head row unless it exists, without failing when another writer creates it first.
+
+    On SQLite this write is also the first statement of the append, so the
+    transaction holds SQLite's write lock before it reads the head: writers are
+    serialised as with ``BEGIN IMMEDIATE``.
+    """
+    values = {
+        "chain": chain,
+        "last_sequence": 0,
+        "last_hash": GENESIS_HASH,
+        "checkpoint_sequence": 0,
+        "checkpoint_hash": GENESIS_HASH,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(postgresql.insert(AuditChain).values(values).on_conflict_do_nothing(index_elements=["chain"]))
+    elif dialect == "sqlite":
+        session.execute(sqlite.insert(AuditChain).values(values).on_conflict_do_nothing(index_elements=["chain"]))
+    elif session.get(AuditChain, chain) is None:
+        try:
+            with session.begin_nested():
+                session.execute(insert(AuditChain).values(values))
+        except IntegrityError:
+            pass  # Another writer created it; the lock below waits for that writer.
+
+
+def lock_head(session: Session, chain: str) -> AuditChain:
+    """Return the chain's head row, locked until the transaction ends (``SELECT ... FOR UPDATE``)."""
+    _ensure_head(session, chain)
+    query = select(AuditChain).where(AuditChain.chain == chain).with_for_update()
+    return session.execute(query.execution_options(populate_existing=True)).scalar_one()
+
+
+def append_event(session: Session, fields: Mapping[str, Any], hmac_key: str | None) -> AuditEvent:
+    """Add an event at the end of its chain and flush it, without committing.
+
+    ``fields`` are the serialised event fields plus ``chain``. This function sets
+    ``occurred_at``, ``sequence``, ``prev_hash`` and ``hash`` under the chain's
+    lock, so time and sequence increase together within a chain. The lock is held
+    until the caller's transaction ends.
+    """
+    chain = str(fields["chain"])
+    head = lock_head(session, chain)
+    values = dict(fields)
+    values.update(occurred_at=utcnow(), sequence=head.last_sequence + 1, prev_hash=head.last_hash)
+    values["hash"] = event_hash(values, hmac_key)
+    event = AuditEvent(**values)
+    session.add(event)
+    head.last_sequence = values["sequence"]
+    head.last_hash = values["hash"]
+    session.flush()
+    return event
+
+
+def event_to_dict(event: AuditEvent) -> dict[str, Any]:
+    """Return a stored event as JSON-ready data: every hashed field, then its hash."""
+    data = event_fields(event)
+    data["occurred_at"] = format_timestamp(event.occurred_at)
+    data["hash"] = event.hash
+    return data

@@ -1,0 +1,36 @@
+"""Helpers for the audit tests: reading events back and tampering with rows through raw SQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, text
+
+from flask_federation.models import AuditEvent
+from flask_federation.state import get_state
+
+
+def all_events() -> list[AuditEvent]:
+    """Return every stored event, oldest first, freshly read from the database."""
+    session = get_state().session
+    session.expire_all()
+    return list(session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars())
+
+
+def events_of_request(request_id: str) -> list[AuditEvent]:
+    return [event for event in all_events() if event.request_id == request_id]
+
+
+def only_event(response: Any) -> AuditEvent:
+    """Return the one event recorded for ``response``, failing when there are none or several."""
+    events = events_of_request(response.headers["X-Request-ID"])
+    assert len(events) == 1, [(event.action, event.outcome) for event in events]
+    return events[0]
+
+
+def execute_sql(statement: str, **parameters: Any) -> None:
+    """Run ``statement`` in its own committed transaction, as someone with database access would."""
+    session = get_state().session
+    session.rollback()
+    with get_state().db.engine.begin() as connection:
+        connection.execute(text(statement), parameters)
