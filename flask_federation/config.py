@@ -26,6 +26,10 @@ CREATE_TABLES = "FEDERATION_CREATE_TABLES"
 TRUST_REQUEST_ID = "FEDERATION_TRUST_REQUEST_ID"
 LEGACY_AUTH_ENABLED = "FEDERATION_LEGACY_AUTH_ENABLED"
 OIDC_ENABLED = "FEDERATION_OIDC_ENABLED"
+API_DOCS = "FEDERATION_API_DOCS"
+
+#: Values of FEDERATION_API_DOCS: the interactive reference to serve at {prefix}/docs, or none.
+API_DOCS_MODES = ("swagger", "off")
 
 
 class ConfigurationError(ValueError):
@@ -100,6 +104,18 @@ def parse_str_list(key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def parse_choice(*choices: str) -> Parser:
+    """Return a parser that accepts one of ``choices``, compared without case or surrounding spaces."""
+
+    def parse(key: str, value: Any) -> str:
+        normalised = value.strip().lower() if isinstance(value, str) else value
+        if normalised not in choices:
+            raise ConfigurationError(f"{key} must be one of {', '.join(choices)}, got {value!r}.")
+        return str(normalised)
+
+    return parse
+
+
 _URL_PREFIX_PATTERN = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 
 
@@ -166,6 +182,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(LEGACY_AUTH_ENABLED, True, parse_bool, "Accept legacy API keys (`ffp_...`, `ffd_...`)."),
     Setting(OIDC_ENABLED, False, parse_bool, "Accept OIDC bearer access tokens and browser sessions."),
+    Setting(
+        API_DOCS,
+        "swagger",
+        parse_choice(*API_DOCS_MODES),
+        "Interactive API reference at `{prefix}/docs`: `swagger` serves Swagger UI from the installed "
+        "`flask-swagger-ui` package (no CDN), `off` answers 404 there. `{prefix}/openapi.json` is served either way.",
+    ),
 )
 
 
