@@ -19,6 +19,7 @@ from .demo import AlreadySeeded, seed_demo
 from .errors import FederationError
 from .models import metadata
 from .openapi import build_openapi, render_openapi
+from .smoke import smoke_command
 from .state import get_state
 
 P = ParamSpec("P")
@@ -45,6 +46,9 @@ def _command_errors(command: Callable[P, R]) -> Callable[P, R]:
 @click.group("federation")
 def federation_cli() -> None:
     """Manage the flask-federation database, providers, developers and API keys."""
+
+
+federation_cli.add_command(smoke_command)
 
 
 @federation_cli.command("init-db")
