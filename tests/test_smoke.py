@@ -89,6 +89,19 @@ def _add_test_routes(app: Flask) -> None:
         # Never requested: the runner must refuse to follow a redirect to another origin.
         return redirect("http://127.0.0.2:9/federation/openapi.json", code=302)
 
+    limited_calls: list[int] = []
+
+    @app.get("/limited/openapi.json")
+    def limited() -> Any:
+        limited_calls.append(1)
+        if len(limited_calls) == 1:
+            return {"ok": False}, 429, {"Retry-After": "1"}
+        return redirect("/federation/openapi.json", code=307)
+
+    @app.get("/limited-long/openapi.json")
+    def limited_long() -> Any:
+        return {"ok": False}, 429, {"Retry-After": "3600"}
+
     @app.get("/slow/openapi.json")
     def slow() -> Any:
         time.sleep(2)
@@ -225,6 +238,21 @@ def test_redirect_to_other_host_not_followed(target: SmokeTarget) -> None:
     assert document.status == "failed"
     assert "redirected (302) to another host, http://127.0.0.2:9/federation/openapi.json" in document.detail
     assert "does not follow it" in document.detail
+
+
+def test_rate_limited_request_retried_once(target: SmokeTarget) -> None:
+    results = run_smoke(target.config(prefix="/limited"))
+    document = _by_name(results)["OpenAPI document at /limited/openapi.json"]
+    assert document.status == "passed", document.detail
+    assert document.duration_ms >= 900
+
+
+def test_long_retry_after_not_waited(target: SmokeTarget) -> None:
+    results = run_smoke(target.config(prefix="/limited-long"))
+    document = _by_name(results)["OpenAPI document at /limited-long/openapi.json"]
+    assert document.status == "failed"
+    assert "got status 429" in document.detail
+    assert document.duration_ms < 3000
 
 
 def test_request_timeout(target: SmokeTarget) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -12,6 +13,8 @@ import requests
 from ..version import package_version
 
 MAX_REDIRECTS = 5
+#: Longest Retry-After, in seconds, that the runner waits out once before it retries a 429.
+MAX_RETRY_AFTER = 30
 
 
 class CheckFailed(Exception):
@@ -50,8 +53,22 @@ class SmokeClient:
     ) -> requests.Response:
         """Send one request and return the final response, or raise :class:`CheckFailed`.
 
-        A redirect is followed only to the same scheme, host and port, at most
-        ``MAX_REDIRECTS`` times, because credentials must never reach another host.
+        A 429 with a ``Retry-After`` of at most ``MAX_RETRY_AFTER`` seconds is retried
+        once after that wait, so the runner's own burst does not fail a deployment's
+        checks. Every request of the runner that writes carries an ``Idempotency-Key``,
+        so the retry cannot create a second tenant.
+        """
+        response = self._send(method, path, key, headers, body)
+        wait = _retry_after(response)
+        if response.status_code == 429 and wait is not None and wait <= MAX_RETRY_AFTER:
+            time.sleep(wait)
+            response = self._send(method, path, key, headers, body)
+        return response
+
+    def _send(self, method: str, path: str, key: str | None, headers: Mapping[str, str] | None, body: Any) -> requests.Response:
+        """Send a request, following redirects only to the same scheme, host and port.
+
+        At most ``MAX_REDIRECTS`` redirects are followed, because credentials must never reach another host.
         """
         url = self.base_url + path
         all_headers = dict(headers or {})
@@ -83,6 +100,12 @@ class SmokeClient:
                 method, data = "GET", None
 
         raise CheckFailed(f"{method} {path} redirected more than {MAX_REDIRECTS} times.")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Return the ``Retry-After`` delay in seconds, or ``None`` when absent or given as a date."""
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() else None
 
 
 def json_body(response: requests.Response) -> Any:

@@ -109,7 +109,7 @@ def _credential(name: str, variable: str, help_text: str) -> Callable[[FC], FC]:
 @_credential(
     "--provider-key",
     "FEDERATION_SMOKE_PROVIDER_KEY",
-    "Provider key with tenants:read (and tenants:write for --mode write).",
+    "Provider key with every read entitlement, and tenants:write for --mode write.",
 )
 @_credential(
     "--provider-readonly-key",
@@ -126,7 +126,7 @@ def _credential(name: str, variable: str, help_text: str) -> Callable[[FC], FC]:
     "FEDERATION_SMOKE_OTHER_PROVIDER_TENANT_ID",
     "Id of a tenant of another provider, for the 404 check, instead of --other-provider-key.",
 )
-@_credential("--developer-key", "FEDERATION_SMOKE_DEVELOPER_KEY", "Developer key with diagnostics:read.")
+@_credential("--developer-key", "FEDERATION_SMOKE_DEVELOPER_KEY", "Developer key with every read entitlement.")
 @_credential(
     "--developer-limited-key",
     "FEDERATION_SMOKE_DEVELOPER_LIMITED_KEY",
