@@ -27,7 +27,7 @@ SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "api-refe
 
 
 class _OperationCollector(HTMLParser):
-    """Collects (METHOD, path) of every operation block Swagger UI rendered."""
+    """A parser collecting (METHOD, path) of every operation block Swagger UI rendered."""
 
     def __init__(self) -> None:
         super().__init__()

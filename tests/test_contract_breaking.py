@@ -129,7 +129,7 @@ def test_response_field_removed_through_refs() -> None:
     assert "response-field-removed GET /things 200 data.items[].size" in ids
     assert "response-field-removed GET /things/{thing_id} 200 size" in ids
     assert "response-field-removed POST /things 201 size" in ids
-    # The request side sees the same removal as a field the server no longer accepts.
+    # On the request side, the same removal is a field the server no longer accepts.
     assert "request-field-removed POST /things body.size" in ids
 
 
@@ -174,7 +174,7 @@ def test_optional_request_field_became_required() -> None:
     assert _ids(lambda d: _thing(d)["required"].append("size")) == ["request-field-required POST /things body.size"]
 
 
-def test_new_read_only_required_field_is_not_a_request_break() -> None:
+def test_read_only_required_field_passes() -> None:
     def change(document: dict[str, Any]) -> None:
         _thing(document)["properties"]["created_at"] = {"type": "string", "readOnly": True}
         _thing(document)["required"].append("created_at")
@@ -418,3 +418,32 @@ def test_cli_reports_unreadable_document(docs_app: Flask, tmp_path: Path) -> Non
     assert code != 0
     assert "broken.json" in output
     assert "Traceback" not in output
+
+
+def test_all_of_and_one_of_are_followed() -> None:
+    def wrap(document: dict[str, Any]) -> None:
+        thing = document["components"]["schemas"]["Thing"]
+        document["components"]["schemas"]["Named"] = {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": thing["properties"].pop("name")},
+        }
+        thing["required"].remove("name")
+        document["components"]["schemas"]["Thing"] = {"allOf": [{"$ref": "#/components/schemas/Named"}, thing]}
+
+    old, new = _base(), _base()
+    wrap(old)
+    wrap(new)
+    new["components"]["schemas"]["Named"]["properties"]["name"]["maxLength"] = 10
+    assert [found.id for found in find_breaks(old, new)] == ["constraint-tightened POST /things body.name maxLength"]
+
+    unchanged = _base()
+    wrap(unchanged)
+    assert find_breaks(_base(), unchanged) == []
+
+    one_of = _base()
+    thing = one_of["components"]["schemas"]["Thing"]
+    one_of["components"]["schemas"]["Thing"] = {"oneOf": [thing, {"type": "object", "properties": {"other": {"type": "string"}}}]}
+    ids = [found.id for found in find_breaks(_base(), one_of)]
+    assert "response-field-now-optional GET /things/{thing_id} 200 name" in ids
+    assert "response-field-removed GET /things/{thing_id} 200 name" not in ids

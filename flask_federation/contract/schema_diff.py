@@ -93,16 +93,15 @@ def _merge_branches(document: Schema, branches: list[Any], *, all_required: bool
     """
     properties: dict[str, Any] = {}
     required_sets: list[set[str]] = []
-    types: set[str] | None = set()
+    # allOf allows the types every branch allows; oneOf/anyOf the types any branch allows.
+    type_sets: list[set[str] | None] = []
     merged: dict[str, Any] = {}
     for branch in branches:
         flat = flatten(document, branch)
         for name, value in flat.get("properties", {}).items():
             properties.setdefault(name, value)
         required_sets.append(set(flat.get("required", ())))
-        branch_types = schema_types(flat)
-        if types is not None:
-            types = None if branch_types is None else types | branch_types
+        type_sets.append(schema_types(flat))
         for key, value in flat.items():
             if key not in {"properties", "required", "type"}:
                 merged.setdefault(key, value)
@@ -112,8 +111,11 @@ def _merge_branches(document: Schema, branches: list[Any], *, all_required: bool
     if required_sets:
         required = set.union(*required_sets) if all_required else set.intersection(*required_sets)
         merged["required"] = sorted(required)
-    if types:
-        merged["type"] = sorted(types)
+    restricting = [types for types in type_sets if types is not None]
+    if all_required and restricting:
+        merged["type"] = sorted(set.intersection(*restricting))
+    elif not all_required and restricting and len(restricting) == len(type_sets):
+        merged["type"] = sorted(set.union(*restricting))
     return merged
 
 
