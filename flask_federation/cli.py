@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
@@ -15,10 +16,12 @@ from flask.cli import with_appcontext
 from . import admin
 from .audit.actors import acting_as, cli_actor_name
 from .audit.cli import audit_cli
+from .contract import CHANGELOG, RELEASED_DOCUMENT, check_contract, load_document
 from .demo import AlreadySeeded, seed_demo
 from .errors import FederationError
 from .models import metadata
-from .openapi import render_openapi
+from .openapi import build_openapi, render_openapi
+from .smoke import smoke_command
 from .state import get_state
 
 P = ParamSpec("P")
@@ -51,6 +54,9 @@ def federation_cli(ctx: click.Context) -> None:
 
 
 federation_cli.add_command(audit_cli)
+
+
+federation_cli.add_command(smoke_command)
 
 
 @federation_cli.command("init-db")
@@ -244,3 +250,40 @@ def openapi(output: str | None) -> None:
 
     with open(output, "w", encoding="utf-8") as handle:
         handle.write(document)
+
+
+@federation_cli.command("contract-check")
+@click.option(
+    "--released",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=RELEASED_DOCUMENT,
+    show_default=True,
+    help="OpenAPI document of the last release.",
+)
+@click.option(
+    "--changelog",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=CHANGELOG,
+    show_default=True,
+    help="Changelog whose Unreleased section lists the intentional breaks; a missing file allows none.",
+)
+@click.option(
+    "--current",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Compare this OpenAPI document instead of the one the app generates.",
+)
+@with_appcontext
+@_command_errors
+def contract_check(released: Path, changelog: Path, current: Path | None) -> None:
+    """Compare the OpenAPI document with the released one; exit 1 on breaks the changelog does not list."""
+    try:
+        released_document = load_document(released)
+        current_document = load_document(current) if current is not None else build_openapi(current_app)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+
+    changelog_text = changelog.read_text(encoding="utf-8") if changelog.is_file() else ""
+    report = check_contract(released_document, current_document, changelog_text)
+    click.echo(report.render())
+    if not report.ok:
+        raise SystemExit(1)

@@ -83,6 +83,10 @@ AUDIT_RETENTION_DAYS = "FEDERATION_AUDIT_RETENTION_DAYS"
 
 #: Shortest accepted audit HMAC key; 32 characters of a random hex or base64 key carry at least 128 bits.
 MIN_AUDIT_HMAC_KEY_LENGTH = 32
+API_DOCS = "FEDERATION_API_DOCS"
+
+#: Values of FEDERATION_API_DOCS: the interactive reference to serve at {prefix}/docs, or none.
+API_DOCS_MODES = ("swagger", "off")
 
 
 class ConfigurationError(ValueError):
@@ -289,6 +293,16 @@ def parse_optional_redis_uri(key: str, value: Any) -> str | None:
         )
 
     return uri
+def parse_choice(*choices: str) -> Parser:
+    """Return a parser that accepts one of ``choices``, compared without case or surrounding spaces."""
+
+    def parse(key: str, value: Any) -> str:
+        normalised = value.strip().lower() if isinstance(value, str) else value
+        if normalised not in choices:
+            raise ConfigurationError(f"{key} must be one of {', '.join(choices)}, got {value!r}.")
+        return str(normalised)
+
+    return parse
 
 
 _URL_PREFIX_PATTERN = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
@@ -685,6 +699,13 @@ SETTINGS: tuple[Setting, ...] = (
         parse_optional_positive_int,
         "Days of audit events that `flask federation audit purge` keeps when run without `--older-than-days`. "
         "Unset: purge needs the option.",
+    ),
+    Setting(
+        API_DOCS,
+        "swagger",
+        parse_choice(*API_DOCS_MODES),
+        "Interactive API reference at `{prefix}/docs`: `swagger` serves Swagger UI from the installed "
+        "`flask-swagger-ui` package (no CDN), `off` answers 404 there. `{prefix}/openapi.json` is served either way.",
     ),
 )
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from openapi_spec_validator import validate
 
+from flask_federation.blueprints import API_BLUEPRINTS
 from flask_federation.openapi import build_openapi, render_openapi
+from flask_federation.state import get_state
 from scripts.render_openapi import render_default_document
 
 COMMITTED = Path(__file__).resolve().parent.parent / "docs" / "api" / "openapi.json"
+RELEASED = COMMITTED.with_name("openapi.released.json")
 
 
 def test_document_is_valid(app: Flask) -> None:
@@ -29,16 +35,52 @@ def test_committed_document_is_current() -> None:
     assert COMMITTED.read_text(encoding="utf-8") == render_default_document(), "run: python scripts/render_openapi.py --write"
 
 
-def test_every_api_route_documented(app: Flask) -> None:
-    document = build_openapi(app)
-    prefix = "/federation"
-    documented = {(path, method.upper()) for path, operations in document["paths"].items() for method in operations}
+def _api_routes(app: Flask) -> set[tuple[str, str]]:
+    """Return (path relative to the prefix, METHOD) for every URL rule of the federation API blueprints."""
+    prefix = get_state(app).settings.url_prefix
+    routes: set[tuple[str, str]] = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.split(".")[0] not in {"federation_provider", "federation_developer"}:
+        if rule.endpoint.partition(".")[0] not in API_BLUEPRINTS:
             continue
-        path = rule.rule.removeprefix(prefix).replace("<", "{").replace(">", "}")
-        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
-            assert (path, method) in documented
+
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule.removeprefix(prefix))
+        routes.update((path, method) for method in (rule.methods or set()) - {"HEAD", "OPTIONS"})
+    return routes
+
+
+def _documented_routes(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(path, method.upper()) for path, operations in document["paths"].items() for method in operations}
+
+
+def test_every_api_route_documented(app: Flask) -> None:
+    missing = _api_routes(app) - _documented_routes(build_openapi(app))
+    assert not missing, f"routes without an OpenAPI operation: {sorted(missing)}"
+
+
+def test_every_documented_route_exists(app: Flask) -> None:
+    extra = _documented_routes(build_openapi(app)) - _api_routes(app)
+    assert not extra, f"documented operations without a URL rule: {sorted(extra)}"
+
+
+def test_committed_document_matches_routes(app: Flask) -> None:
+    committed = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    assert _documented_routes(committed) == _api_routes(app)
+
+
+def test_coverage_under_custom_prefix(make_app: Callable[..., Flask]) -> None:
+    app = make_app(FEDERATION_URL_PREFIX="/partners/api")
+    document = build_openapi(app)
+    assert document["servers"] == [{"url": "/partners/api"}]
+    assert _documented_routes(document) == _api_routes(app)
+    assert ("/provider/v1/tenants", "GET") in _api_routes(app)
+
+
+def test_committed_document_is_valid() -> None:
+    validate(json.loads(COMMITTED.read_text(encoding="utf-8")))
+
+
+def test_released_document_is_valid() -> None:
+    validate(json.loads(RELEASED.read_text(encoding="utf-8")))
 
 
 def test_document_is_stable_json(app: Flask) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flask_federation import Federation, current_principal, with_provider_auth, with_rate_limit
+from flask_federation.config import SETTINGS
 
 
 class HostBase(DeclarativeBase):
@@ -38,8 +39,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI=os.environ.get("DATABASE_URL", "sqlite:///federation-demo.db"),
         FEDERATION_ENABLED=True,
     )
-    # FEDERATION_* environment variables override the defaults above; the extension parses their strings.
-    app.config.update({key: value for key, value in os.environ.items() if key.startswith("FEDERATION_")})
+    # FEDERATION_* setting keys in the environment override the defaults above; the extension parses their strings.
+    # Other FEDERATION_* variables (test URLs, smoke-test keys) are not settings, and the extension rejects unknown keys.
+    setting_keys = {setting.key for setting in SETTINGS}
+    app.config.update({key: value for key, value in os.environ.items() if key in setting_keys})
     app.config.update(config or {})
     db.init_app(app)
     federation.init_app(app, db)
