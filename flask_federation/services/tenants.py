@@ -1,15 +1,18 @@
-"""Tenant queries, scoped to the calling provider. Usable without HTTP."""
+"""Tenant queries and writes, scoped to the calling provider. Usable without HTTP."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import select, tuple_
 
+from .. import admin
 from ..auth.principal import Principal
-from ..entitlements import TENANTS_READ, Audience
+from ..entitlements import TENANTS_READ, TENANTS_WRITE, Audience
 from ..errors import NotFound, ValidationFailed
-from ..models import Tenant
+from ..models import Provider, Tenant
 from ..state import get_state
 from .access import require
 from .pagination import decode_cursor, encode_cursor
@@ -64,9 +67,7 @@ def list_tenants(
     return TenantPage(items, next_cursor)
 
 
-def get_tenant(principal: Principal, tenant_id: str) -> Tenant:
-    """Return the caller's tenant ``tenant_id``, or raise 404 if it is missing or another provider's."""
-    require(principal, Audience.PROVIDER, TENANTS_READ)
+def _find_tenant(principal: Principal, tenant_id: str) -> Tenant:
     tenant = (
         get_state()
         .session.execute(
@@ -77,4 +78,54 @@ def get_tenant(principal: Principal, tenant_id: str) -> Tenant:
     if tenant is None:
         raise _not_found(tenant_id)
 
+    return tenant
+
+
+def get_tenant(principal: Principal, tenant_id: str) -> Tenant:
+    """Return the caller's tenant ``tenant_id``, or raise 404 if it is missing or another provider's."""
+    require(principal, Audience.PROVIDER, TENANTS_READ)
+    return _find_tenant(principal, tenant_id)
+
+
+def _commit_tenant_write(principal: Principal, action: str, tenant: Tenant, changes: Mapping[str, Any]) -> None:
+    """Commit one tenant write: the single place where its side effects join the transaction.
+
+    ``action`` is ``tenant.created`` or ``tenant.updated``, and ``changes`` contains
+    the validated fields, keyed by model attribute.
+    """
+    # TODO: add the audit event (principal, action, tenant, changes) to the session here, so it commits with the write.
+    get_state().session.commit()
+
+
+def create_tenant(principal: Principal, fields: Mapping[str, Any]) -> Tenant:
+    """Create a tenant of the calling provider from API fields and return it.
+
+    Raises 403 without the ``tenants:write`` entitlement (before any query), 422 for
+    invalid, unknown or read-only fields, and 409 when the slug is taken.
+    """
+    require(principal, Audience.PROVIDER, TENANTS_WRITE)
+    # Validated before the provider lookup so that invalid input costs no query; add_tenant validates again.
+    changes = admin.load_tenant_fields(fields)
+    provider = get_state().session.get(Provider, principal.subject_pk)
+    if provider is None:
+        raise NotFound(f"Provider {principal.subject_id!r} was not found; it may have been deleted.")
+
+    tenant = admin.add_tenant(provider, fields)
+    _commit_tenant_write(principal, "tenant.created", tenant, changes)
+    return tenant
+
+
+def update_tenant(principal: Principal, tenant_id: str, fields: Mapping[str, Any]) -> Tenant:
+    """Apply a partial update to the caller's tenant ``tenant_id`` and return the tenant.
+
+    Writable fields: ``name``, ``slug``, ``status`` and ``metadata`` (replaced whole).
+    Raises 403 without ``tenants:write`` (before any query), 422 for an empty change
+    set or invalid, unknown or read-only fields (``region`` included), 404 when the
+    tenant is missing or another provider's, and 409 when the new slug is taken.
+    """
+    require(principal, Audience.PROVIDER, TENANTS_WRITE)
+    changes = admin.load_tenant_changes(fields)
+    tenant = _find_tenant(principal, tenant_id)
+    admin.apply_tenant_changes(tenant, changes)
+    _commit_tenant_write(principal, "tenant.updated", tenant, changes)
     return tenant
