@@ -11,6 +11,7 @@ from .config import ConfigurationError
 from .entitlements import Audience
 from .errors import FederationError
 from .extension import Federation
+from .idempotency import with_idempotency_required
 from .version import package_version
 
 __version__ = package_version()
@@ -24,5 +25,6 @@ __all__ = [
     "__version__",
     "current_principal",
     "with_developer_auth",
+    "with_idempotency_required",
     "with_provider_auth",
 ]

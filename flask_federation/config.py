@@ -26,6 +26,10 @@ CREATE_TABLES = "FEDERATION_CREATE_TABLES"
 TRUST_REQUEST_ID = "FEDERATION_TRUST_REQUEST_ID"
 LEGACY_AUTH_ENABLED = "FEDERATION_LEGACY_AUTH_ENABLED"
 OIDC_ENABLED = "FEDERATION_OIDC_ENABLED"
+IDEMPOTENCY_STORE = "FEDERATION_IDEMPOTENCY_STORE"
+IDEMPOTENCY_TTL = "FEDERATION_IDEMPOTENCY_TTL"
+IDEMPOTENCY_LEASE = "FEDERATION_IDEMPOTENCY_LEASE"
+IDEMPOTENCY_REDIS_PREFIX = "FEDERATION_IDEMPOTENCY_REDIS_PREFIX"
 
 
 class ConfigurationError(ValueError):
@@ -113,6 +117,21 @@ def parse_url_prefix(key: str, value: Any) -> str:
     return value
 
 
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def parse_store(key: str, value: Any) -> str:
+    """Accept ``sql`` or a Redis URL (``redis://``, ``rediss://``, ``unix://``)."""
+    if value == "sql" or (isinstance(value, str) and value.startswith(_REDIS_SCHEMES)):
+        return str(value)
+
+    # A URL with '@' may carry a password, which must not reach the logs.
+    displayed = value if not isinstance(value, str) or "@" not in value else "<a URL with credentials>"
+    raise ConfigurationError(
+        f"{key} must be 'sql' or a Redis URL starting with redis://, rediss:// or unix://, got {displayed!r}."
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One configuration key: its default, how it is validated and what it does."""
@@ -166,6 +185,36 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(LEGACY_AUTH_ENABLED, True, parse_bool, "Accept legacy API keys (`ffp_...`, `ffd_...`)."),
     Setting(OIDC_ENABLED, False, parse_bool, "Accept OIDC bearer access tokens and browser sessions."),
+    Setting(
+        IDEMPOTENCY_STORE,
+        "sql",
+        parse_store,
+        "Where `with_idempotency_required` keeps keys and stored responses: `sql` (the extension's database, "
+        "table `federation_idempotency_keys`) or a Redis URL such as `redis://127.0.0.1:6379/0`. "
+        "Redis socket timeouts default to 1 second; set `socket_timeout` and `socket_connect_timeout` in the URL "
+        "query to change them.",
+    ),
+    Setting(
+        IDEMPOTENCY_TTL,
+        24 * 60 * 60,
+        parse_positive_number,
+        "Seconds an idempotency key and its stored response are kept after the request completes. "
+        "An unfinished claim expires this long after it was made.",
+    ),
+    Setting(
+        IDEMPOTENCY_LEASE,
+        30,
+        parse_positive_number,
+        "Seconds a request holds its idempotency key while its handler runs. Repeats in that time get 409 "
+        "`idempotency_key_in_use`; after it, a claim that never finished gets 409 `idempotency_outcome_unknown`. "
+        "Must be shorter than `FEDERATION_IDEMPOTENCY_TTL`.",
+    ),
+    Setting(
+        IDEMPOTENCY_REDIS_PREFIX,
+        "federation:idempotency:",
+        parse_str,
+        "Prefix of the Redis keys of the Redis idempotency store.",
+    ),
 )
 
 
@@ -215,6 +264,12 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
         raise ConfigurationError(
             f"{DEFAULT_PAGE_SIZE} ({values['default_page_size']}) must not exceed "
             f"{MAX_PAGE_SIZE} ({values['max_page_size']})."
+        )
+
+    if values["idempotency_lease"] >= values["idempotency_ttl"]:
+        raise ConfigurationError(
+            f"{IDEMPOTENCY_LEASE} ({values['idempotency_lease']}) must be shorter than "
+            f"{IDEMPOTENCY_TTL} ({values['idempotency_ttl']}), or a claim would expire before its lease."
         )
 
     if not values["legacy_auth_enabled"] and not values["oidc_enabled"]:

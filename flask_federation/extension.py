@@ -15,6 +15,9 @@ from .config import ConfigurationError, load_settings
 from .context import request_state
 from .envelope import error_response
 from .errors import FederationDisabled, from_http_exception
+from .idempotency import COMPONENT as IDEMPOTENCY_COMPONENT
+from .idempotency import build_store as build_idempotency_store
+from .idempotency.side_effects import track_database_writes
 from .models import metadata
 from .request_id import HEADER as REQUEST_ID_HEADER
 from .request_id import get_request_id
@@ -61,6 +64,8 @@ class Federation:
 
         state = FederationState(settings=settings, db=self._resolve_db(app, db or self._db))
         app.extensions[EXTENSION_KEY] = state
+        state.components[IDEMPOTENCY_COMPONENT] = build_idempotency_store(settings, state.db)
+        track_database_writes(state.db)
         register_blueprints(app, settings.url_prefix)
         app.before_request(_before_request)
         app.after_request(_after_request)
@@ -69,10 +74,11 @@ class Federation:
                 metadata.create_all(state.db.engine)
 
         logger.info(
-            "flask-federation initialised on app %r (enabled=%s, prefix=%s)",
+            "flask-federation initialised on app %r (enabled=%s, prefix=%s, idempotency store=%s)",
             app.name,
             settings.enabled,
             settings.url_prefix,
+            state.components[IDEMPOTENCY_COMPONENT].name,
         )
 
     @staticmethod

@@ -18,6 +18,10 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 from marshmallow import Schema
 
+from .idempotency.decorator import IDEMPOTENT_ATTRIBUTE
+from .idempotency.keys import HEADER as IDEMPOTENCY_HEADER
+from .idempotency.keys import MAX_KEY_LENGTH as MAX_IDEMPOTENCY_KEY_LENGTH
+from .idempotency.keys import REPLAYED_HEADER
 from .schemas import ErrorEnvelopeSchema
 from .version import package_version
 
@@ -29,7 +33,8 @@ _ERROR_DESCRIPTIONS = {
     401: "Missing or invalid credential: `unauthorized`. The `WWW-Authenticate` header names the problem.",
     403: "The credential lacks an entitlement: `forbidden`.",
     404: "Not found, or owned by another provider: `not_found`.",
-    409: "Conflict: `conflict`, `idempotency_key_in_use`.",
+    409: "Conflict: `conflict`, `idempotency_key_in_use` (retry after `Retry-After` seconds), "
+    "`idempotency_outcome_unknown` (check the resource, then retry with a new key).",
     413: "Body too large: `payload_too_large`.",
     415: "Body is not JSON: `unsupported_media_type`.",
     422: "Invalid fields: `validation_error`, `idempotency_key_reused`. `error.details` lists each field.",
@@ -41,6 +46,23 @@ _REQUEST_ID_HEADER = {
     "schema": {"type": "string"},
 }
 _PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+_IDEMPOTENCY_PARAMETER = {
+    "in": "header",
+    "name": IDEMPOTENCY_HEADER,
+    "required": True,
+    "description": (
+        "A unique value per operation, such as a UUID: 1 to 255 printable ASCII characters, bare or as a "
+        "quoted string. A repeat with the same key and the same request replays the stored response; with a "
+        "different request it is a 422 `idempotency_key_reused`. Keys are kept for `FEDERATION_IDEMPOTENCY_TTL`."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
+}
+_REPLAYED_HEADER = {
+    "description": "`true` when this response is the stored response of an earlier request with the same key.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+#: Errors that every idempotency-guarded route can return, whatever its own list says.
+_IDEMPOTENCY_ERRORS = (400, 409, 422, 503)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +114,13 @@ def _envelope(schema_name: str | None) -> dict[str, Any]:
     }
 
 
-def _operation_dict(operation: Operation, path_parameters: list[str]) -> dict[str, Any]:
+def _operation_dict(operation: Operation, path_parameters: list[str], idempotent: bool) -> dict[str, Any]:
     headers = {"X-Request-ID": _REQUEST_ID_HEADER, **operation.headers}
+    errors = set(operation.errors)
+    if idempotent:
+        headers[REPLAYED_HEADER] = _REPLAYED_HEADER
+        errors.update(_IDEMPOTENCY_ERRORS)
+
     success_name = operation.response.__name__.removesuffix("Schema") if operation.response else None
     responses: dict[str, Any] = {
         str(operation.status): {
@@ -102,7 +129,7 @@ def _operation_dict(operation: Operation, path_parameters: list[str]) -> dict[st
             "content": {"application/json": {"schema": _envelope(success_name)}},
         }
     }
-    for status in sorted(set(operation.errors)):
+    for status in sorted(errors):
         responses[str(status)] = {
             "description": _ERROR_DESCRIPTIONS.get(status, "Error."),
             "headers": headers,
@@ -112,6 +139,8 @@ def _operation_dict(operation: Operation, path_parameters: list[str]) -> dict[st
     parameters: list[dict[str, Any]] = [
         {"in": "path", "name": name, "required": True, "schema": {"type": "string"}} for name in path_parameters
     ]
+    if idempotent:
+        parameters.append(_IDEMPOTENCY_PARAMETER)
     if operation.query is not None:
         parameters.append({"in": "query", "schema": operation.query})
 
@@ -184,7 +213,9 @@ def build_openapi(app: Flask) -> dict[str, Any]:
         path = _PATH_PARAMETER.sub(r"{\1}", rule.rule.removeprefix(prefix))
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         for method in methods:
-            paths.setdefault(path, {})[method.lower()] = _operation_dict(operation, _PATH_PARAMETER.findall(rule.rule))
+            paths.setdefault(path, {})[method.lower()] = _operation_dict(
+                operation, _PATH_PARAMETER.findall(rule.rule), bool(getattr(view, IDEMPOTENT_ATTRIBUTE, False))
+            )
 
     for path in sorted(paths):
         spec.path(path=path, operations=paths[path])

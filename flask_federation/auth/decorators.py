@@ -17,6 +17,10 @@ from .principal import Principal, set_current_principal
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: Attribute naming the audience of an auth-guarded view. ``functools.wraps`` copies it onto outer
+#: wrappers, so a guard stacked outside the auth decorator can authenticate the caller first.
+VIEW_AUDIENCE_ATTRIBUTE = "__federation_audience__"
+
 
 def check_entitlements(principal: Principal, required: frozenset[str]) -> None:
     """Raise 403 naming the first entitlement that ``principal`` lacks."""
@@ -52,6 +56,7 @@ def _auth_decorator(audience: Audience, entitlements: tuple[str, ...]) -> Callab
 
             return current_app.ensure_sync(view)(*args, **kwargs)
 
+        setattr(wrapper, VIEW_AUDIENCE_ATTRIBUTE, audience)
         return wrapper
 
     return decorator

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, url_for
 from ..auth import current_principal, with_provider_auth
 from ..entitlements import TENANTS_READ, TENANTS_WRITE
 from ..envelope import success_response
+from ..idempotency import with_idempotency_required
 from ..openapi import documented
 from ..request_body import load_query, read_json_object
 from ..schemas import TenantListQuerySchema, TenantPageSchema, TenantSchema, TenantUpdateSchema
@@ -67,6 +68,7 @@ def create_provider_blueprint() -> Blueprint:
         headers={"Location": {"description": "Path of the new tenant.", "schema": {"type": "string"}}},
     )
     @with_provider_auth(TENANTS_WRITE)
+    @with_idempotency_required
     def create_tenant() -> Response:
         """`id`, `provider_id`, `created_at` and `updated_at` are set by the server; sending them is a 422."""
         tenant = tenants.create_tenant(current_principal, read_json_object())
@@ -83,6 +85,7 @@ def create_provider_blueprint() -> Blueprint:
         errors=(400, 401, 403, 404, 409, 413, 415, 422),
     )
     @with_provider_auth(TENANTS_WRITE)
+    @with_idempotency_required
     def update_tenant(tenant_id: str) -> Response:
         """Send only the fields to change: `name`, `slug`, `status` (suspend or resume), `metadata` (replaced whole).
         `region` is fixed at creation. An empty object, unknown or read-only fields are a 422."""
