@@ -12,6 +12,7 @@ from .config import ConfigurationError
 from .entitlements import Audience
 from .errors import FederationError
 from .extension import Federation
+from .idempotency import with_idempotency_required
 from .ratelimit import with_rate_limit
 from .version import package_version
 
@@ -28,6 +29,7 @@ __all__ = [
     "record",
     "with_audit",
     "with_developer_auth",
+    "with_idempotency_required",
     "with_provider_auth",
     "with_rate_limit",
 ]

@@ -14,13 +14,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Session, joinedload
 
 from . import signals
 from .audit import changes_between, record
@@ -29,9 +29,9 @@ from .auth.api_keys import generate_key, hash_key
 from .entitlements import Audience, validate_entitlements
 from .errors import Conflict, NotFound, ValidationFailed
 from .models import Credential, Developer, Provider, Tenant, utcnow
-from .schemas import TenantSchema, load_or_raise
+from .schemas import TenantSchema, TenantUpdateSchema, load_or_raise
 from .state import get_state
-from .transaction import transaction
+from .transaction import savepoint, transaction
 
 logger = logging.getLogger("flask_federation")
 
@@ -118,23 +118,52 @@ def load_tenant_fields(fields: Mapping[str, Any], *, partial: bool = False) -> d
     return load_or_raise(TenantSchema(), fields, partial=partial)
 
 
-def add_tenant(provider: Provider, fields: Mapping[str, Any]) -> Tenant:
-    """Add a tenant of ``provider`` to the session without committing, raising 409 on a duplicate slug."""
-    loaded = load_tenant_fields(fields)
+def load_tenant_changes(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the changes of a tenant update, raising 422 when one is invalid or none is given."""
+    changes = load_or_raise(TenantUpdateSchema(), fields)
+    if not changes:
+        writable = ", ".join(sorted(name for name, field in TenantUpdateSchema().fields.items() if not field.dump_only))
+        raise ValidationFailed(
+            f"The request changes no field. Send at least one of: {writable}.",
+            details={"_schema": ["At least one field is required."]},
+        )
+
+    return changes
+
+
+def _write_tenant(slug: str, change: Callable[[Session], None]) -> None:
     session = get_state().session
-    tenant = Tenant(provider_id=provider.id, **loaded)
-    tenant.provider = provider
-    session.add(tenant)
     try:
-        with session.begin_nested():
+        # The change is made inside the savepoint, because begin_nested() flushes pending
+        # changes first: a duplicate slug then rolls back the savepoint only, and the
+        # caller's transaction stays usable.
+        with savepoint(session):
+            change(session)
             session.flush()
     except IntegrityError:
         raise Conflict(
-            f"Provider already has a tenant with slug {loaded['slug']!r}. Choose another slug.",
+            f"Provider already has a tenant with slug {slug!r}. Choose another slug.",
             details={"slug": ["Already in use by another tenant of this provider."]},
         ) from None
 
+
+def add_tenant(provider: Provider, fields: Mapping[str, Any]) -> Tenant:
+    """Add a tenant of ``provider`` to the session without committing, raising 409 on a duplicate slug."""
+    loaded = load_tenant_fields(fields)
+    tenant = Tenant(provider_id=provider.id, **loaded)
+    tenant.provider = provider
+    _write_tenant(tenant.slug, lambda session: session.add(tenant))
     return tenant
+
+
+def apply_tenant_changes(tenant: Tenant, changes: Mapping[str, Any]) -> None:
+    """Apply changes loaded by :func:`load_tenant_changes` without committing, raising 409 on a duplicate slug."""
+
+    def change(session: Session) -> None:
+        for attribute, value in changes.items():
+            setattr(tenant, attribute, value)
+
+    _write_tenant(changes.get("slug", tenant.slug), change)
 
 
 def create_tenant(provider_id: str, **fields: Any) -> Tenant:

@@ -19,7 +19,8 @@ from .audit.cli import audit_cli
 from .contract import CHANGELOG, RELEASED_DOCUMENT, check_contract, load_document
 from .demo import AlreadySeeded, seed_demo
 from .errors import FederationError
-from .models import metadata
+from .idempotency import StoreUnavailable, get_idempotency_store
+from .models import metadata, utcnow
 from .openapi import build_openapi, render_openapi
 from .smoke import smoke_command
 from .state import get_state
@@ -230,6 +231,24 @@ def seed_demo_command(providers: int, tenants: int, developers: int, base_url: s
             click.echo(f"  curl -H 'Authorization: Bearer {demo_key.key}' '{prefix}/provider/v1/tenants?limit=5'")
         else:
             click.echo(f"  curl -H 'Authorization: Bearer {demo_key.key}' '{prefix}/developer/v1/diagnostics'")
+
+
+@federation_cli.command("purge-idempotency")
+@with_appcontext
+@_command_errors
+def purge_idempotency() -> None:
+    """Delete expired idempotency keys and their stored responses."""
+    store = get_idempotency_store()
+    if store.name == "redis":
+        click.echo("The Redis idempotency store expires its keys itself; there is nothing to purge.")
+        return
+
+    try:
+        purged = store.purge_expired(utcnow())
+    except StoreUnavailable as error:
+        raise click.ClickException(f"{error}. Check that the database is reachable, then run the command again.") from None
+
+    click.echo(f"Purged {purged} expired idempotency {'key' if purged == 1 else 'keys'}.")
 
 
 @federation_cli.command("openapi")

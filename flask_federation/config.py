@@ -87,6 +87,10 @@ API_DOCS = "FEDERATION_API_DOCS"
 
 #: Values of FEDERATION_API_DOCS: the interactive reference to serve at {prefix}/docs, or none.
 API_DOCS_MODES = ("swagger", "off")
+IDEMPOTENCY_STORE = "FEDERATION_IDEMPOTENCY_STORE"
+IDEMPOTENCY_TTL = "FEDERATION_IDEMPOTENCY_TTL"
+IDEMPOTENCY_LEASE = "FEDERATION_IDEMPOTENCY_LEASE"
+IDEMPOTENCY_REDIS_PREFIX = "FEDERATION_IDEMPOTENCY_REDIS_PREFIX"
 
 
 class ConfigurationError(ValueError):
@@ -426,6 +430,19 @@ def parse_key_prefix(key: str, value: Any) -> str:
         raise ConfigurationError(f"{key} must be 1 to 64 letters, digits or '_.:-', got {value!r}.")
 
     return value
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def parse_store(key: str, value: Any) -> str:
+    """Accept ``sql`` or a Redis URL (``redis://``, ``rediss://``, ``unix://``)."""
+    if value == "sql" or (isinstance(value, str) and value.startswith(_REDIS_SCHEMES)):
+        return str(value)
+
+    # A URL with '@' may carry a password, which must not reach the logs.
+    displayed = value if not isinstance(value, str) or "@" not in value else "<a URL with credentials>"
+    raise ConfigurationError(
+        f"{key} must be 'sql' or a Redis URL starting with redis://, rediss:// or unix://, got {displayed!r}."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -707,6 +724,36 @@ SETTINGS: tuple[Setting, ...] = (
         "Interactive API reference at `{prefix}/docs`: `swagger` serves Swagger UI from the installed "
         "`flask-swagger-ui` package (no CDN), `off` answers 404 there. `{prefix}/openapi.json` is served either way.",
     ),
+    Setting(
+        IDEMPOTENCY_STORE,
+        "sql",
+        parse_store,
+        "Where `with_idempotency_required` keeps keys and stored responses: `sql` (the extension's database, "
+        "table `federation_idempotency_keys`) or a Redis URL such as `redis://127.0.0.1:6379/0`. "
+        "Redis socket timeouts default to 1 second; set `socket_timeout` and `socket_connect_timeout` in the URL "
+        "query to change them.",
+    ),
+    Setting(
+        IDEMPOTENCY_TTL,
+        24 * 60 * 60,
+        parse_positive_number,
+        "Seconds an idempotency key and its stored response are kept after the request completes. "
+        "An unfinished claim expires this long after it was made.",
+    ),
+    Setting(
+        IDEMPOTENCY_LEASE,
+        30,
+        parse_positive_number,
+        "Seconds a request holds its idempotency key while its handler runs. Repeats in that time get 409 "
+        "`idempotency_key_in_use`; after it, a claim that never finished gets 409 `idempotency_outcome_unknown`. "
+        "Must be shorter than `FEDERATION_IDEMPOTENCY_TTL`.",
+    ),
+    Setting(
+        IDEMPOTENCY_REDIS_PREFIX,
+        "federation:idempotency:",
+        parse_str,
+        "Prefix of the Redis keys of the Redis idempotency store.",
+    ),
 )
 
 
@@ -764,6 +811,12 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any] | None
         raise ConfigurationError(
             f"{DEFAULT_PAGE_SIZE} ({values['default_page_size']}) must not exceed "
             f"{MAX_PAGE_SIZE} ({values['max_page_size']})."
+        )
+
+    if values["idempotency_lease"] >= values["idempotency_ttl"]:
+        raise ConfigurationError(
+            f"{IDEMPOTENCY_LEASE} ({values['idempotency_lease']}) must be shorter than "
+            f"{IDEMPOTENCY_TTL} ({values['idempotency_ttl']}), or a claim would expire before its lease."
         )
 
     if not values["legacy_auth_enabled"] and not values["oidc_enabled"]:

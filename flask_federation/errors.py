@@ -144,6 +144,42 @@ class ServiceUnavailable(FederationError, http.ServiceUnavailable):
     default_message = "A backing service is unavailable. Retry after the time in Retry-After."
 
 
+class IdempotencyKeyMissing(BadRequest):
+    error_code = "idempotency_key_missing"
+    default_message = "This route requires an Idempotency-Key header. Send a unique value, such as a UUID, per operation."
+
+
+class IdempotencyKeyInvalid(BadRequest):
+    error_code = "idempotency_key_invalid"
+    default_message = (
+        "The Idempotency-Key header must be 1 to 255 printable ASCII characters. Send a UUID, for example."
+    )
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    error_code = "idempotency_key_reused"
+    default_message = (
+        "This Idempotency-Key was already used with a different request (method, path, query, content type "
+        "or body). Use a new key for a new request, or resend the original request unchanged."
+    )
+
+
+class IdempotencyKeyInUse(Conflict):
+    error_code = "idempotency_key_in_use"
+    default_message = (
+        "A request with this Idempotency-Key is still running. Retry after the time in Retry-After "
+        "to get its result."
+    )
+
+
+class IdempotencyOutcomeUnknown(Conflict):
+    error_code = "idempotency_outcome_unknown"
+    default_message = (
+        "The first request with this Idempotency-Key stopped without recording its outcome, so its effects "
+        "may or may not have happened. Check the resource's current state, then retry with a new Idempotency-Key."
+    )
+
+
 _BY_STATUS: dict[int, type[FederationError]] = {
     400: BadRequest,
     401: Unauthorized,

@@ -21,6 +21,9 @@ from .config import ConfigurationError, load_settings
 from .context import request_state
 from .envelope import error_response
 from .errors import FederationDisabled, from_http_exception
+from .idempotency import COMPONENT as IDEMPOTENCY_COMPONENT
+from .idempotency import build_store as build_idempotency_store
+from .idempotency.side_effects import track_database_writes
 from .models import metadata
 from .ratelimit.decorator import validate_routes
 from .ratelimit.headers import apply_fields as apply_rate_limit_fields
@@ -84,6 +87,8 @@ class Federation:
         if oidc is not None:
             state.components["oidc"] = oidc
 
+        state.components[IDEMPOTENCY_COMPONENT] = build_idempotency_store(settings, state.db)
+        track_database_writes(state.db)
         register_blueprints(app, settings.url_prefix)
         if settings.oidc_login_enabled:
             register_oidc_blueprint(app, settings.url_prefix)
@@ -98,13 +103,15 @@ class Federation:
                 metadata.create_all(state.db.engine)
 
         logger.info(
-            "flask-federation initialised on app %r (enabled=%s, prefix=%s, legacy_auth=%s, oidc=%s, oidc_login=%s)",
+            "flask-federation initialised on app %r (enabled=%s, prefix=%s, legacy_auth=%s, oidc=%s, oidc_login=%s, "
+            "idempotency store=%s)",
             app.name,
             settings.enabled,
             settings.url_prefix,
             settings.legacy_auth_enabled,
             settings.oidc_enabled,
             settings.oidc_login_enabled,
+            state.components[IDEMPOTENCY_COMPONENT].name,
         )
 
     @staticmethod

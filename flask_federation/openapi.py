@@ -18,6 +18,10 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 from marshmallow import Schema
 
+from .idempotency.decorator import IDEMPOTENT_ATTRIBUTE
+from .idempotency.keys import HEADER as IDEMPOTENCY_HEADER
+from .idempotency.keys import MAX_KEY_LENGTH as MAX_IDEMPOTENCY_KEY_LENGTH
+from .idempotency.keys import REPLAYED_HEADER
 from .ratelimit.decorator import rate_limit_specs
 from .schemas import ErrorEnvelopeSchema
 from .version import package_version
@@ -31,7 +35,8 @@ _ERROR_DESCRIPTIONS = {
     403: "The credential lacks an entitlement: `forbidden`; or a browser session sent a state-changing request "
     "from another origin: `csrf_rejected`.",
     404: "Not found, or owned by another provider: `not_found`.",
-    409: "Conflict: `conflict`, `idempotency_key_in_use`.",
+    409: "Conflict: `conflict`, `idempotency_key_in_use` (retry after `Retry-After` seconds), "
+    "`idempotency_outcome_unknown` (check the resource, then retry with a new key).",
     413: "Body too large: `payload_too_large`.",
     415: "Body is not JSON: `unsupported_media_type`.",
     422: "Invalid fields: `validation_error`, `idempotency_key_reused`. `error.details` lists each field.",
@@ -94,6 +99,23 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     },
 }
 _PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+_IDEMPOTENCY_PARAMETER = {
+    "in": "header",
+    "name": IDEMPOTENCY_HEADER,
+    "required": True,
+    "description": (
+        "A unique value per operation, such as a UUID: 1 to 255 printable ASCII characters, bare or as a "
+        "quoted string. A repeat with the same key and the same request replays the stored response; with a "
+        "different request it is a 422 `idempotency_key_reused`. Keys are kept for `FEDERATION_IDEMPOTENCY_TTL`."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
+}
+_REPLAYED_HEADER = {
+    "description": "`true` when this response is the stored response of an earlier request with the same key.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+#: Errors that every idempotency-guarded route can return, whatever its own list says.
+_IDEMPOTENCY_ERRORS = (400, 409, 422, 503)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,8 +184,11 @@ def _envelope(schema_name: str | None) -> dict[str, Any]:
     }
 
 
-def _response_headers(operation: Operation, status: int) -> dict[str, Any]:
+def _response_headers(operation: Operation, status: int, idempotent: bool) -> dict[str, Any]:
     headers = {"X-Request-ID": _REQUEST_ID_HEADER, **operation.headers}
+    if idempotent:
+        headers[REPLAYED_HEADER] = _REPLAYED_HEADER
+
     if operation.rate_limited and status not in _UNCOUNTED_STATUSES:
         headers.update(_RATE_LIMIT_HEADERS)
 
@@ -173,26 +198,31 @@ def _response_headers(operation: Operation, status: int) -> dict[str, Any]:
     return headers
 
 
-def _operation_dict(operation: Operation, path_parameters: list[str]) -> dict[str, Any]:
+def _operation_dict(operation: Operation, path_parameters: list[str], idempotent: bool) -> dict[str, Any]:
+    errors = set(operation.errors) | ({429, 503} if operation.rate_limited else set())
+    if idempotent:
+        errors.update(_IDEMPOTENCY_ERRORS)
+
     success_name = operation.response.__name__.removesuffix("Schema") if operation.response else None
     responses: dict[str, Any] = {
         str(operation.status): {
             "description": "Success.",
-            "headers": _response_headers(operation, operation.status),
+            "headers": _response_headers(operation, operation.status, idempotent),
             "content": {"application/json": {"schema": _envelope(success_name)}},
         }
     }
-    errors = set(operation.errors) | ({429, 503} if operation.rate_limited else set())
     for status in sorted(errors):
         responses[str(status)] = {
             "description": _ERROR_DESCRIPTIONS.get(status, "Error."),
-            "headers": _response_headers(operation, status),
+            "headers": _response_headers(operation, status, idempotent),
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
         }
 
     parameters: list[dict[str, Any]] = [
         {"in": "path", "name": name, "required": True, "schema": {"type": "string"}} for name in path_parameters
     ]
+    if idempotent:
+        parameters.append(_IDEMPOTENCY_PARAMETER)
     if operation.query is not None:
         parameters.append({"in": "query", "schema": operation.query})
 
@@ -266,7 +296,9 @@ def build_openapi(app: Flask) -> dict[str, Any]:
         path = _PATH_PARAMETER.sub(r"{\1}", rule.rule.removeprefix(prefix))
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         for method in methods:
-            paths.setdefault(path, {})[method.lower()] = _operation_dict(operation, _PATH_PARAMETER.findall(rule.rule))
+            paths.setdefault(path, {})[method.lower()] = _operation_dict(
+                operation, _PATH_PARAMETER.findall(rule.rule), bool(getattr(view, IDEMPOTENT_ATTRIBUTE, False))
+            )
 
     for path in sorted(paths):
         spec.path(path=path, operations=paths[path])

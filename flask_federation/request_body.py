@@ -45,12 +45,19 @@ def _check_nesting(raw: bytes) -> None:
 def read_body() -> bytes:
     """Return the raw body, cached for later readers, or raise 413 past ``FEDERATION_MAX_BODY_BYTES``."""
     limit = get_state().settings.max_body_bytes
-    # Werkzeug enforces this limit on chunked bodies too, while it reads.
-    request.max_content_length = limit
+    too_large = PayloadTooLarge(f"The request body exceeds {limit} bytes. Send a smaller body.")
+    # Werkzeug (3.1) rejects a Content-Length above max_content_length, but stops reading a
+    # longer chunked body at that limit without an error. Reading one byte more detects the longer body.
+    request.max_content_length = limit + 1
     try:
-        return request.get_data(cache=True)
+        body = request.get_data(cache=True)
     except RequestEntityTooLarge:
-        raise PayloadTooLarge(f"The request body exceeds {limit} bytes. Send a smaller body.") from None
+        raise too_large from None
+
+    if len(body) > limit:
+        raise too_large
+
+    return body
 
 
 def read_json_object() -> dict[str, Any]:

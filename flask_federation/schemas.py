@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import RAISE, Schema, ValidationError, fields, missing, validate, validates
 
 from .errors import ValidationFailed
 from .models import TENANT_STATUSES
@@ -29,11 +29,35 @@ def load_or_raise(schema: Schema, data: Mapping[str, Any], *, partial: bool = Fa
     return loaded
 
 
+#: Metadata key of a dump-only field: the message that rejects it on input, instead of the generic one.
+READ_ONLY_MESSAGE = "read_only_message"
+_DEFAULT_READ_ONLY_MESSAGE = "Read-only field: the server sets it, so remove it from the request."
+
+
 class StrictSchema(Schema):
     """A schema that rejects unknown and read-only fields instead of dropping them."""
 
     class Meta:
         unknown = RAISE
+
+    def handle_error(self, error: ValidationError, data: Any, *, many: bool, **kwargs: Any) -> None:
+        """Replace marshmallow's "Unknown field." with a read-only message for the schema's dump-only fields.
+
+        Marshmallow treats a dump-only field sent on input as unknown. The caller is
+        better served by learning that the field exists but is read-only.
+        """
+        messages = error.messages
+        if many or not isinstance(messages, dict):
+            return
+
+        rewritten = dict(messages)
+        for name, field in self.fields.items():
+            key = field.data_key or name
+            if field.dump_only and key in rewritten:
+                rewritten[key] = [field.metadata.get(READ_ONLY_MESSAGE, _DEFAULT_READ_ONLY_MESSAGE)]
+
+        if rewritten != messages:
+            raise ValidationError(rewritten, data=data) from None
 
 
 def validate_metadata(value: dict[str, Any]) -> None:
@@ -79,6 +103,26 @@ class TenantSchema(StrictSchema):
     @validates("metadata")
     def _check_metadata(self, value: dict[str, Any], **_: Any) -> None:
         validate_metadata(value)
+
+
+class TenantUpdateSchema(TenantSchema):
+    """Changes to a tenant: every writable field is optional, and the region is fixed at creation."""
+
+    region = fields.String(
+        dump_only=True,
+        metadata={
+            "description": "Fixed when the tenant is created.",
+            READ_ONLY_MESSAGE: (
+                "The region is fixed when the tenant is created, because moving a tenant's data "
+                "between regions is a migration, not an update. Create a new tenant in the other region."
+            )
+        },
+    )
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field[Any]) -> None:
+        # A PATCH sends only what changes: nothing is required, and no default fills a missing field.
+        field_obj.required = False
+        field_obj.load_default = missing
 
 
 class TenantListQuerySchema(StrictSchema):

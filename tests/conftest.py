@@ -52,6 +52,11 @@ def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
     yield factory
     for app in apps:
         with app.app_context():
+            for component in get_state().components.values():
+                close = getattr(component, "close", None)
+                if close is not None:
+                    close()
+
             get_state().session.remove()
             metadata.drop_all(get_state().db.engine)
             get_state().db.engine.dispose()

@@ -113,3 +113,20 @@ def test_rate_limited_flag_must_match_decorator(app: Flask, monkeypatch: pytest.
     monkeypatch.setattr(blueprints, "API_BLUEPRINTS", (*blueprints.API_BLUEPRINTS, "extra_api"))
     with pytest.raises(RuntimeError, match=r"rate_limited=False\) does not match"):
         build_openapi(app)
+
+
+def test_write_routes_document_idempotency(app: Flask) -> None:
+    document = build_openapi(app)
+    writes = {("/provider/v1/tenants", "post"): "201", ("/provider/v1/tenants/{tenant_id}", "patch"): "200"}
+    for (path, method), success in writes.items():
+        operation = document["paths"][path][method]
+        headers = [item for item in operation["parameters"] if item["in"] == "header"]
+        assert [item["name"] for item in headers] == ["Idempotency-Key"], path
+        assert headers[0]["required"] is True
+        assert headers[0]["schema"]["maxLength"] == 255
+        assert "Idempotent-Replayed" in operation["responses"][success]["headers"]
+        assert {"400", "409", "422", "503"} <= set(operation["responses"]), path
+
+    assert "Location" in document["paths"]["/provider/v1/tenants"]["post"]["responses"]["201"]["headers"]
+    read = document["paths"]["/provider/v1/tenants"]["get"]
+    assert all(item["in"] != "header" for item in read.get("parameters", []))

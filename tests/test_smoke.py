@@ -176,20 +176,28 @@ def test_every_documented_read_route_checked(target: SmokeTarget) -> None:
         assert f"401 GET {path} without credentials" in names
 
 
-def test_missing_rate_limit_headers_fail_clearly(target: SmokeTarget) -> None:
+def test_rate_limit_headers_reported(target: SmokeTarget) -> None:
+    results = _by_name(run_smoke(target.config()))
+    for name in RATE_LIMIT_CHECKS:
+        assert results[name].status == "passed", (name, results[name].detail)
+        assert "RateLimit-Policy: " in results[name].detail
+        assert ';q=' in results[name].detail
+
+
+def test_rate_limit_headers_missing_fail_clearly(target: SmokeTarget) -> None:
+    target.app.extensions["federation"].components["rate_limits"].enabled = False
     results = _by_name(run_smoke(target.config()))
     for name in RATE_LIMIT_CHECKS:
         assert results[name].status == "failed", name
         assert "returned no RateLimit-Policy and RateLimit headers" in results[name].detail
 
 
-def test_write_mode_without_write_routes_fails_clearly(target: SmokeTarget) -> None:
+def test_write_mode_creates_one_smoke_tenant(target: SmokeTarget) -> None:
     before = target.tenant_count()
     results = _by_name(run_smoke(target.config(mode="write")))
     for name in WRITE_CHECKS:
-        assert results[name].status == "failed", name
-        assert "got 405 (method_not_allowed" in results[name].detail, results[name].detail
-    assert target.tenant_count() == before
+        assert results[name].status == "passed", (name, results[name].detail)
+    assert target.tenant_count() == before + 1
 
 
 def test_key_with_every_entitlement_fails_403_check(target: SmokeTarget) -> None:
@@ -278,21 +286,21 @@ def _invoke(target: SmokeTarget, *args: str) -> tuple[int, str]:
 
 def test_cli_lines_and_summary(target: SmokeTarget) -> None:
     code, output = _invoke(target)
-    assert code == 1, output
+    assert code == 0, output
     lines = output.strip().splitlines()
     for line in lines[:-1]:
         assert re.match(r"^(PASS|FAIL|SKIP)  \S.*  \(\d+ ms\)", line), line
     assert re.fullmatch(r"\d+ passed, \d+ failed", lines[-1]), lines[-1]
-    assert lines[-1] == f"{len(lines) - 1 - len(RATE_LIMIT_CHECKS)} passed, {len(RATE_LIMIT_CHECKS)} failed"
+    assert lines[-1] == f"{len(lines) - 1} passed, 0 failed"
 
 
 def test_cli_json_report(target: SmokeTarget) -> None:
     code, output = _invoke(target, "--json", "--mode", "write")
-    assert code == 1
+    assert code == 0, output
     report = json.loads(output)
     assert report["base_url"] == target.base_url
     assert report["mode"] == "write"
-    assert report["failed"] == len(RATE_LIMIT_CHECKS) + len(WRITE_CHECKS)
+    assert report["failed"] == 0
     assert report["passed"] + report["failed"] + report["skipped"] == len(report["checks"])
     assert {"name", "status", "duration_ms", "detail"} == set(report["checks"][0])
 
@@ -332,7 +340,7 @@ def test_module_entry_point(target: SmokeTarget) -> None:
         timeout=60,
         check=False,
     )
-    assert completed.returncode == 1, completed.stderr
+    assert completed.returncode == 0, completed.stdout + completed.stderr
     lines = completed.stdout.strip().splitlines()
     assert lines[0].startswith("PASS  OpenAPI document at /federation/openapi.json")
-    assert re.fullmatch(r"\d+ passed, 2 failed", lines[-1])
+    assert re.fullmatch(r"\d+ passed, 0 failed", lines[-1])

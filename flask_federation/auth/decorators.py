@@ -19,6 +19,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _REQUIREMENT_ATTRIBUTE = "__federation_auth__"
+#: Attribute naming the audience of an auth-guarded view. ``functools.wraps`` copies it onto outer
+#: wrappers, so a guard stacked outside the auth decorator can authenticate the caller first.
+VIEW_AUDIENCE_ATTRIBUTE = "__federation_audience__"
 
 
 def check_entitlements(principal: Principal, required: frozenset[str]) -> None:
@@ -77,6 +80,7 @@ def _auth_decorator(audience: Audience, entitlements: tuple[str, ...]) -> Callab
             return current_app.ensure_sync(view)(*args, **kwargs)
 
         setattr(wrapper, _REQUIREMENT_ATTRIBUTE, requirement)
+        setattr(wrapper, VIEW_AUDIENCE_ATTRIBUTE, audience)
         return wrapper
 
     return decorator

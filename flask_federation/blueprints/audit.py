@@ -12,6 +12,7 @@ from ..auth import current_principal
 from ..entitlements import AUDIT_READ
 from ..envelope import success_response
 from ..openapi import documented
+from ..ratelimit import with_rate_limit
 from ..request_body import load_query
 from ..schemas import AuditListQuerySchema, AuditPageSchema
 from ..services.audit import list_audit_events
@@ -27,9 +28,11 @@ def add_audit_route(blueprint: Blueprint, auth: Callable[[Callable[..., Any]], C
         entitlement=AUDIT_READ,
         query=AuditListQuerySchema,
         response=AuditPageSchema,
-        errors=(400, 401, 403, 422),
+        errors=(400, 401, 403, 422, 503),
+        rate_limited=True,
     )
     @with_audit("audit.read", target_type="audit_log")
+    @with_rate_limit()
     @auth
     def list_audit() -> Response:
         """Events of your own chain, newest first, with keyset pagination: pass `next_cursor` back as `cursor`.

@@ -18,6 +18,9 @@ logger = logging.getLogger("flask_federation")
 
 def _handle_federation_error(error: FederationError) -> Response:
     note_error(error)
+    # Roll back now rather than at teardown: an error response commits nothing, and an open
+    # write transaction would hold its locks until then (on SQLite, a lock on the whole database).
+    get_state().session.rollback()
     if error.status_code >= 500:
         logger.error(
             "Federation error %s on %s %s (request id %s)",
@@ -30,9 +33,8 @@ def _handle_federation_error(error: FederationError) -> Response:
 
 
 def _handle_http_exception(error: HTTPException) -> Response:
-    federation_error = from_http_exception(error)
-    note_error(federation_error)
-    return error_response(federation_error)
+    # Flask prefers handlers registered by status code, so most federation errors arrive here.
+    return _handle_federation_error(from_http_exception(error))
 
 
 def _handle_unexpected(error: Exception) -> Response:

@@ -1,15 +1,20 @@
-"""Tenant queries, scoped to the calling provider. Usable without HTTP."""
+"""Tenant queries and writes, scoped to the calling provider. Usable without HTTP."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import select, tuple_
 
+from .. import admin
+from ..audit import changes_between, record
 from ..auth.principal import Principal
-from ..entitlements import TENANTS_READ, Audience
+from ..entitlements import TENANTS_READ, TENANTS_WRITE, Audience
 from ..errors import NotFound
-from ..models import Tenant
+from ..models import Provider, Tenant
+from ..schemas import TenantSchema
 from ..state import get_state
 from .access import require
 from .pagination import decode_cursor, encode_cursor, resolve_page_size
@@ -60,9 +65,7 @@ def list_tenants(
     return TenantPage(items, next_cursor)
 
 
-def get_tenant(principal: Principal, tenant_id: str) -> Tenant:
-    """Return the caller's tenant ``tenant_id``, or raise 404 if it is missing or another provider's."""
-    require(principal, Audience.PROVIDER, TENANTS_READ)
+def _find_tenant(principal: Principal, tenant_id: str) -> Tenant:
     tenant = (
         get_state()
         .session.execute(
@@ -73,4 +76,68 @@ def get_tenant(principal: Principal, tenant_id: str) -> Tenant:
     if tenant is None:
         raise _not_found(tenant_id)
 
+    return tenant
+
+
+def get_tenant(principal: Principal, tenant_id: str) -> Tenant:
+    """Return the caller's tenant ``tenant_id``, or raise 404 if it is missing or another provider's."""
+    require(principal, Audience.PROVIDER, TENANTS_READ)
+    return _find_tenant(principal, tenant_id)
+
+
+def _commit_tenant_write(
+    principal: Principal, action: str, tenant: Tenant, before: dict[str, Any] | None, http_status: int
+) -> None:
+    """Commit one tenant write together with its audit event, so neither is committed without the other.
+
+    ``before`` is the tenant as the API showed it before the write (None for a create);
+    the event records only the fields that changed. A failing audit write raises, and the
+    error handler rolls the tenant change back with it.
+    """
+    session = get_state().session
+    session.flush()
+    record(
+        action,
+        kind="write",
+        target_type="tenant",
+        target_id=tenant.public_id,
+        http_status=http_status,
+        changes=changes_between(before, TenantSchema().dump(tenant)),
+        principal=principal,
+    )
+    session.commit()
+
+
+def create_tenant(principal: Principal, fields: Mapping[str, Any]) -> Tenant:
+    """Create a tenant of the calling provider from API fields and return it.
+
+    Raises 403 without the ``tenants:write`` entitlement (before any query), 422 for
+    invalid, unknown or read-only fields, and 409 when the slug is taken.
+    """
+    require(principal, Audience.PROVIDER, TENANTS_WRITE)
+    # Validated before the provider lookup so that invalid input costs no query; add_tenant validates again.
+    admin.load_tenant_fields(fields)
+    provider = get_state().session.get(Provider, principal.subject_pk)
+    if provider is None:
+        raise NotFound(f"Provider {principal.subject_id!r} was not found; it may have been deleted.")
+
+    tenant = admin.add_tenant(provider, fields)
+    _commit_tenant_write(principal, "tenant.create", tenant, None, 201)
+    return tenant
+
+
+def update_tenant(principal: Principal, tenant_id: str, fields: Mapping[str, Any]) -> Tenant:
+    """Apply a partial update to the caller's tenant ``tenant_id`` and return the tenant.
+
+    Writable fields: ``name``, ``slug``, ``status`` and ``metadata`` (replaced whole).
+    Raises 403 without ``tenants:write`` (before any query), 422 for an empty change
+    set or invalid, unknown or read-only fields (``region`` included), 404 when the
+    tenant is missing or another provider's, and 409 when the new slug is taken.
+    """
+    require(principal, Audience.PROVIDER, TENANTS_WRITE)
+    changes = admin.load_tenant_changes(fields)
+    tenant = _find_tenant(principal, tenant_id)
+    before = TenantSchema().dump(tenant)
+    admin.apply_tenant_changes(tenant, changes)
+    _commit_tenant_write(principal, "tenant.update", tenant, before, 200)
     return tenant

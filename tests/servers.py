@@ -1,0 +1,100 @@
+"""Servers that tests start on free loopback ports and always stop: the app over HTTP, and a private Redis."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import redis
+from flask import Flask
+from werkzeug.serving import make_server
+
+from .services import skip_or_fail
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def serve_app(app: Flask) -> Iterator[str]:
+    """Serve ``app`` with werkzeug's threaded server on a free loopback port and yield its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    # A short poll interval, so that shutdown() returns within 50 ms instead of werkzeug's 500.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-http-server", daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+class PrivateRedis:
+    """A redis-server of this test alone, which the test may pause or stop without touching the shared one."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
+        self.process = process
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def pause(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.resume()
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[PrivateRedis]:
+    """Start a redis-server without persistence on a free loopback port; stop it afterwards."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        skip_or_fail("redis-server is not installed, so the Redis outage tests cannot start their own server")
+
+    port = free_port()
+    process = subprocess.Popen(
+        [str(executable), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = PrivateRedis(process, port)
+    try:
+        _wait_for_ping(server.url)
+        yield server
+    finally:
+        server.stop()
+
+
+def _wait_for_ping(url: str) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+
+                time.sleep(0.05)
+    finally:
+        client.close()
