@@ -7,10 +7,10 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, select
 
 from ..models import AuditEvent
-from ..services.pagination import decode_cursor, encode_cursor
+from ..services.pagination import fetch_keyset_page
 from ..state import get_state
 from .chain import event_to_dict
 
@@ -73,19 +73,14 @@ def list_page(filters: AuditFilter, *, subject: str, limit: int, cursor: str | N
 
     ``subject`` binds the cursor to its caller, so a cursor cannot be replayed by another one.
     """
-    query = filters.apply(select(AuditEvent))
-    if cursor is not None:
-        occurred_at, row_id = decode_cursor(cursor, subject, filters.binding())
-        query = query.where(tuple_(AuditEvent.occurred_at, AuditEvent.id) < tuple_(occurred_at, row_id))
-
-    query = query.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit + 1)
-    rows = list(get_state().session.execute(query).scalars())
-    items = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor(subject, filters.binding(), last.occurred_at, last.id)
-
+    items, next_cursor = fetch_keyset_page(
+        filters.apply(select(AuditEvent)),
+        position=(AuditEvent.occurred_at, AuditEvent.id),
+        subject=subject,
+        filters=filters.binding(),
+        limit=limit,
+        cursor=cursor,
+    )
     return AuditPage([event_to_dict(row) for row in items], next_cursor)
 
 

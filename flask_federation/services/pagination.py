@@ -6,13 +6,17 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import Select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
 
 from ..errors import InvalidCursor, ValidationFailed
 from ..state import get_state
+
+T = TypeVar("T")
 
 _SALT = "flask-federation.cursor.v1"
 
@@ -63,3 +67,33 @@ def resolve_page_size(limit: int | None) -> int:
         raise ValidationFailed(details={"limit": [f"Must be between 1 and {settings.max_page_size}, got {page_size}."]})
 
     return int(page_size)
+
+
+def fetch_keyset_page(
+    query: Select[T],
+    *,
+    position: tuple[InstrumentedAttribute[dt.datetime], InstrumentedAttribute[int]],
+    subject: str,
+    filters: Mapping[str, Any],
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[T], str | None]:
+    """Run ``query`` for one page newest first, resuming after ``cursor``; return the rows and the next cursor.
+
+    ``position`` is the (timestamp, id) column pair that orders the rows and that an
+    index must cover. The cursor is bound to ``subject`` and ``filters``.
+    """
+    timestamp_column, id_column = position
+    if cursor is not None:
+        timestamp, row_id = decode_cursor(cursor, subject, filters)
+        query = query.where(tuple_(timestamp_column, id_column) < tuple_(timestamp, row_id))
+
+    query = query.order_by(timestamp_column.desc(), id_column.desc()).limit(limit + 1)
+    rows = list(get_state().session.execute(query).scalars())
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(subject, filters, getattr(last, timestamp_column.key), getattr(last, id_column.key))
+
+    return items, next_cursor

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 
 from .. import admin
 from ..audit import changes_between, record
@@ -17,7 +17,7 @@ from ..models import Provider, Tenant
 from ..schemas import TenantSchema
 from ..state import get_state
 from .access import require
-from .pagination import decode_cursor, encode_cursor, resolve_page_size
+from .pagination import fetch_keyset_page, resolve_page_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,18 +50,14 @@ def list_tenants(
     if status is not None:
         query = query.where(Tenant.status == status)
 
-    if cursor is not None:
-        created_at, row_id = decode_cursor(cursor, principal.subject_id, filters)
-        query = query.where(tuple_(Tenant.created_at, Tenant.id) < tuple_(created_at, row_id))
-
-    query = query.order_by(Tenant.created_at.desc(), Tenant.id.desc()).limit(page_size + 1)
-    rows = list(get_state().session.execute(query).scalars())
-    items = rows[:page_size]
-    next_cursor = None
-    if len(rows) > page_size:
-        last = items[-1]
-        next_cursor = encode_cursor(principal.subject_id, filters, last.created_at, last.id)
-
+    items, next_cursor = fetch_keyset_page(
+        query,
+        position=(Tenant.created_at, Tenant.id),
+        subject=principal.subject_id,
+        filters=filters,
+        limit=page_size,
+        cursor=cursor,
+    )
     return TenantPage(items, next_cursor)
 
 
