@@ -98,7 +98,7 @@ def create_developer(name: str) -> Developer:
 def get_provider(public_id: str) -> Provider:
     provider = get_state().session.execute(select(Provider).where(Provider.public_id == public_id)).scalar_one_or_none()
     if provider is None:
-        raise NotFound(f"Provider {public_id!r} was not found. List providers with 'flask federation list-keys'.")
+        raise NotFound(f"Provider {public_id!r} was not found. Check the id: 'flask federation list-keys' shows the owner of every key.")
 
     return provider
 

@@ -114,7 +114,7 @@ _REPLAYED_HEADER = {
     "description": "`true` when this response is the stored response of an earlier request with the same key.",
     "schema": {"type": "string", "enum": ["true"]},
 }
-#: Errors that every idempotency-guarded route can return, whatever its own list says.
+#: Errors that every idempotency-guarded route can return, whatever its own list contains.
 _IDEMPOTENCY_ERRORS = (400, 409, 422, 503)
 
 
