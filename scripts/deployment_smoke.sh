@@ -4,7 +4,7 @@
 # `flask federation smoke --mode write` against it. Exits non-zero when a check fails.
 #
 # Needs .venv (`bash scripts/test.sh --version` creates it), PostgreSQL on 127.0.0.1:5432
-# with a passwordless `postgres` role, and Redis on 127.0.0.1:6379.
+# with a `postgres` role (password in PGPASSWORD, if it has one), and Redis on 127.0.0.1:6379.
 #
 # SMOKE_DATABASE (default `smoke`) is dropped and created again on every run.
 # Rate-limit counters go to Redis database 12 and idempotency keys to database 11,
@@ -60,7 +60,7 @@ dropdb -h 127.0.0.1 -U postgres --if-exists --force "$database"
 createdb -h 127.0.0.1 -U postgres "$database"
 
 export FLASK_APP=examples/host_app/app.py:create_app
-export DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:5432/$database"
+export DATABASE_URL="postgresql+psycopg://postgres${PGPASSWORD:+:$PGPASSWORD}@127.0.0.1:5432/$database"
 SECRET_KEY=$("$python" -c 'import secrets; print(secrets.token_urlsafe(32))')
 export SECRET_KEY
 # Several workers need shared counters and keys: memory:// would count per process.
