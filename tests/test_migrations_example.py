@@ -20,7 +20,8 @@ from sqlalchemy import create_engine, inspect, text
 from examples.host_app.app import create_app, db
 from flask_federation import admin
 from flask_federation.models import metadata as federation_metadata
-from flask_federation.state import get_state
+
+from .conftest import close_components
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 EXAMPLE = REPOSITORY / "examples" / "migrations"
@@ -83,11 +84,7 @@ def test_migrated_database_serves_requests(alembic_config: Config, database_url:
         )
         audit = client.get("/federation/provider/v1/audit", headers={"Authorization": f"Bearer {key}"})
         # The idempotency store has a connection pool of its own; close it before the tables are dropped.
-        for component in get_state().components.values():
-            close = getattr(component, "close", None)
-            if close is not None:
-                close()
-        get_state().session.remove()
+        close_components(app)
         db.engine.dispose()
 
     assert listing.status_code == 200
