@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Set up .venv, create a fresh SQLite demo database with seeded data, print the
 # demo keys with ready-to-paste curl lines, and serve the example host app on
-# http://127.0.0.1:5000. Stop it with Ctrl-C.
+# http://127.0.0.1:5000 (or the port in PORT). Stop it with Ctrl-C.
+#
+# The database is created in DEMO_INSTANCE_DIR (default examples/instance) and
+# replaced on every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,18 +12,31 @@ python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e .
 
-mkdir -p examples/instance
+# Install only when neither this script nor scripts/test.sh installed the package
+# since setup.cfg last changed.
+demo_marker=.venv/.flask-federation-demo-installed
+test_marker=.venv/.flask-federation-installed
+if { [ ! -f "$demo_marker" ] || [ setup.cfg -nt "$demo_marker" ]; } \
+    && { [ ! -f "$test_marker" ] || [ setup.cfg -nt "$test_marker" ]; }; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e .
+    touch "$demo_marker"
+fi
+
+instance_dir=${DEMO_INSTANCE_DIR:-examples/instance}
+mkdir -p "$instance_dir"
+instance_dir=$(cd "$instance_dir" && pwd)
+port=${PORT:-5000}
 export FLASK_APP=examples/host_app/app.py:create_app
-export DATABASE_URL="sqlite:///$PWD/examples/instance/demo.db"
-rm -f examples/instance/demo.db
+export DATABASE_URL="sqlite:///$instance_dir/demo.db"
+rm -f "$instance_dir/demo.db"
 
 .venv/bin/flask federation init-db
 .venv/bin/flask init-host-db
-.venv/bin/flask federation seed-demo --base-url http://127.0.0.1:5000
+.venv/bin/flask federation seed-demo --base-url "http://127.0.0.1:$port"
 echo
-echo "Host route reusing the provider guard: curl -H 'Authorization: Bearer <provider key>' http://127.0.0.1:5000/partner/announcements"
-echo "OpenAPI document: http://127.0.0.1:5000/federation/openapi.json"
-exec .venv/bin/flask run --host 127.0.0.1 --port "${PORT:-5000}"
+echo "Host route reusing the provider guard: curl -H 'Authorization: Bearer <provider key>' http://127.0.0.1:$port/partner/announcements"
+echo "OpenAPI document: http://127.0.0.1:$port/federation/openapi.json"
+echo "API reference: http://127.0.0.1:$port/federation/docs"
+exec .venv/bin/flask run --host 127.0.0.1 --port "$port"

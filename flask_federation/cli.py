@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -17,7 +18,7 @@ from . import admin
 from .audit.actors import acting_as, cli_actor_name
 from .audit.cli import audit_cli
 from .contract import CHANGELOG, RELEASED_DOCUMENT, check_contract, load_document
-from .demo import AlreadySeeded, seed_demo
+from .demo import AlreadySeeded, seed_demo, smoke_environment
 from .errors import FederationError
 from .idempotency import StoreUnavailable, get_idempotency_store
 from .models import metadata, utcnow
@@ -214,12 +215,31 @@ def list_keys(owner_id: str | None, as_json: bool) -> None:
 )
 @click.option("--developers", type=click.IntRange(0, 50), default=2, show_default=True)
 @click.option("--base-url", default="http://127.0.0.1:5000", show_default=True, help="Used in the printed curl lines.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object: the counts, every key with its owner and entitlements, and smoke_environment.",
+)
 @with_appcontext
 @_command_errors
-def seed_demo_command(providers: int, tenants: int, developers: int, base_url: str) -> None:
+def seed_demo_command(providers: int, tenants: int, developers: int, base_url: str, as_json: bool) -> None:
     """Fill an empty database with demo data and print the demo keys once, with curl lines."""
     keys = seed_demo(providers=providers, tenants=tenants, developers=developers)
-    prefix = base_url.rstrip("/") + get_state().settings.url_prefix
+    base_url = base_url.rstrip("/")
+    url_prefix = get_state().settings.url_prefix
+    if as_json:
+        report = {
+            "providers": providers,
+            "tenants": tenants,
+            "developers": developers,
+            "keys": [dataclasses.asdict(demo_key) for demo_key in keys],
+            "smoke_environment": smoke_environment(keys, base_url=base_url, prefix=url_prefix),
+        }
+        click.echo(json.dumps(report, indent=2))
+        return
+
+    prefix = base_url + url_prefix
     click.echo(f"Seeded {providers} providers, {tenants} tenants and {developers} developers.")
     click.echo("These keys are printed once; the database keeps only their hashes.\n")
     for demo_key in keys:

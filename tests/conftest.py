@@ -52,14 +52,19 @@ def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
     yield factory
     for app in apps:
         with app.app_context():
-            for component in get_state().components.values():
-                close = getattr(component, "close", None)
-                if close is not None:
-                    close()
-
-            get_state().session.remove()
+            close_components(app)
             metadata.drop_all(get_state().db.engine)
             get_state().db.engine.dispose()
+
+
+def close_components(app: Flask) -> None:
+    """Close the app's stores and connection pools of its own, and end its session; call in an app context."""
+    for component in get_state().components.values():
+        close = getattr(component, "close", None)
+        if close is not None:
+            close()
+
+    get_state().session.remove()
 
 
 @pytest.fixture

@@ -102,3 +102,52 @@ def test_seed_demo_prints_keys_and_refuses_second_run(app: Flask) -> None:
     code, output = _run(app, "seed-demo")
     assert code != 0
     assert "already" in output
+
+
+def test_seed_demo_json_lists_keys(app: Flask) -> None:
+    code, output = _run(app, "seed-demo", "--tenants", "30", "--json", "--base-url", "http://127.0.0.1:8000/")
+    assert code == 0
+    report = json.loads(output)
+
+    assert (report["providers"], report["tenants"], report["developers"]) == (3, 30, 2)
+    assert len(report["keys"]) == 3 * 2 + 2 + 1
+    first = report["keys"][0]
+    assert set(first) == {"owner_id", "owner_name", "audience", "entitlements", "key", "label"}
+    client = app.test_client()
+    for demo_key in report["keys"]:
+        path = "/federation/provider/v1/tenants" if demo_key["audience"] == "provider" else "/federation/developer/v1/diagnostics"
+        expected = 403 if "diagnostics:read" not in demo_key["entitlements"] and demo_key["audience"] == "developer" else 200
+        assert client.get(path, headers={"Authorization": f"Bearer {demo_key['key']}"}).status_code == expected, demo_key
+
+
+def test_seed_demo_json_smoke_environment(app: Flask) -> None:
+    code, output = _run(app, "seed-demo", "--tenants", "10", "--json", "--base-url", "http://127.0.0.1:8000/")
+    assert code == 0
+    report = json.loads(output)
+    environment = report["smoke_environment"]
+    owners = {demo_key["key"]: demo_key for demo_key in report["keys"]}
+
+    assert environment["FEDERATION_SMOKE_BASE_URL"] == "http://127.0.0.1:8000"
+    assert environment["FEDERATION_SMOKE_PREFIX"] == "/federation"
+    provider = owners[environment["FEDERATION_SMOKE_PROVIDER_KEY"]]
+    read_only = owners[environment["FEDERATION_SMOKE_PROVIDER_READONLY_KEY"]]
+    other = owners[environment["FEDERATION_SMOKE_OTHER_PROVIDER_KEY"]]
+    developer = owners[environment["FEDERATION_SMOKE_DEVELOPER_KEY"]]
+    limited = owners[environment["FEDERATION_SMOKE_DEVELOPER_LIMITED_KEY"]]
+    assert set(provider["entitlements"]) == {"tenants:read", "tenants:write", "audit:read"}
+    assert read_only["owner_id"] == provider["owner_id"]
+    assert "tenants:write" not in read_only["entitlements"]
+    assert other["owner_id"] != provider["owner_id"]
+    assert set(developer["entitlements"]) == {"diagnostics:read", "audit:read"}
+    assert limited["owner_id"] == developer["owner_id"]
+    assert set(limited["entitlements"]) < set(developer["entitlements"])
+
+
+def test_seed_demo_json_without_developers(app: Flask) -> None:
+    code, output = _run(app, "seed-demo", "--providers", "1", "--tenants", "1", "--developers", "0", "--json")
+    assert code == 0
+    environment = json.loads(output)["smoke_environment"]
+
+    assert "FEDERATION_SMOKE_PROVIDER_KEY" in environment
+    assert "FEDERATION_SMOKE_OTHER_PROVIDER_KEY" not in environment
+    assert "FEDERATION_SMOKE_DEVELOPER_KEY" not in environment

@@ -47,6 +47,8 @@ def test_ci_workflow() -> None:
     assert ".venv/bin/ruff check" in runs
     assert ".venv/bin/mypy" in runs
     assert "flask federation contract-check" in runs
+    assert "bash scripts/deployment_smoke.sh" in runs
+    assert "mkdocs build --strict" in runs
 
 
 def test_smoke_workflow() -> None:

@@ -8,13 +8,23 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from flask_federation import Federation, current_principal, with_provider_auth, with_rate_limit
+from flask_federation import (
+    Federation,
+    current_principal,
+    record,
+    with_audit,
+    with_idempotency_required,
+    with_provider_auth,
+    with_rate_limit,
+)
+from flask_federation.audit import changes_between
 from flask_federation.config import SETTINGS
+from flask_federation.transaction import transaction
 
 
 class HostBase(DeclarativeBase):
@@ -58,6 +68,33 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         """Return the announcements, behind the federation's provider auth and provider rate limit."""
         texts = db.session.execute(select(Announcement.text).order_by(Announcement.id)).scalars().all()
         return jsonify(provider=current_principal.subject_id, announcements=list(texts))
+
+    @app.post("/partner/announcements")
+    @with_audit("announcement.create", kind="write", target_type="announcement")
+    @with_rate_limit("30/minute")
+    @with_provider_auth("tenants:write")
+    @with_idempotency_required
+    def create_announcement() -> Any:
+        """Add an announcement once per Idempotency-Key; the write and its audit event commit together."""
+        text = str((request.get_json(silent=True) or {}).get("text", "")).strip()
+        if not text or len(text) > 500:
+            return jsonify(error="Send a JSON object with 'text', 1 to 500 characters."), 422
+
+        with transaction():
+            announcement = Announcement(text=text)
+            db.session.add(announcement)
+            db.session.flush()
+            announcement_id = announcement.id
+            record(
+                "announcement.create",
+                kind="write",
+                target_type="announcement",
+                target_id=str(announcement_id),
+                http_status=201,
+                changes=changes_between(None, {"text": text}),
+            )
+
+        return jsonify(id=announcement_id, text=text), 201
 
     @app.cli.command("init-host-db")
     def init_host_db() -> None:
