@@ -25,10 +25,7 @@ from flask_federation.state import get_state
 
 from .live_server import serve
 
-# Checks that need features built on other branches: rate limiting (RateLimit-Policy and
-# RateLimit headers) and idempotent tenant creates (POST /provider/v1/tenants). Until
-# those are merged, the runner must report these as failed with a clear reason.
-# TODO: after merging those branches, expect "passed" for these checks.
+# Checks of the rate-limit headers and of the idempotent tenant create (write mode only).
 RATE_LIMIT_CHECKS = ("rate-limit headers on provider responses", "rate-limit headers on developer responses")
 WRITE_CHECKS = ("201 idempotent tenant create replayed", "403 tenant create with the read-only key")
 
