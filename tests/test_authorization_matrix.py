@@ -1,4 +1,4 @@
-"""The authorisation matrix: every federation route × every kind of caller × own and foreign resources.
+"""The authorisation matrix: every federation route, called by every kind of caller on own and foreign resources.
 
 The routes come from the app's URL map, so a new route without a row in
 ``EXPECTED`` fails :func:`test_every_route_has_expectations` instead of going
