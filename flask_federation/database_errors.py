@@ -59,7 +59,7 @@ class DatabaseOutageLog:
             self._down = True
 
         logger.warning(
-            "The database is unavailable (%s). Federation requests answer 503 until it recovers.", describe(error)
+            "The database is unavailable (%s). Federation requests return 503 until it recovers.", describe(error)
         )
 
     def succeeded(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import subprocess
 import sys
@@ -45,6 +46,51 @@ def _gunicorn_command(port: int, workers: int, threads: int, timeout: int) -> li
     return [*command, APP]
 
 
+def _ready(process: subprocess.Popen[bytes], url: str, log: Path) -> bool:
+    """Return whether our gunicorn serves ``url``; raise when it exited for another reason than a taken port."""
+    if process.poll() is not None:
+        if "Connection in use" in log.read_text(errors="replace"):
+            return False
+
+        raise AssertionError(f"gunicorn exited with {process.returncode}; see {log}")
+
+    # Another process may have taken the port between free_port() and the bind; only our log proves the bind.
+    if f"Listening at: {url}" not in log.read_text(errors="replace"):
+        return False
+
+    try:
+        return requests.get(f"{url}/federation/openapi.json", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _started_or_exited(process: subprocess.Popen[bytes], url: str, log: Path) -> bool:
+    return _ready(process, url, log) or process.poll() is not None
+
+
+def _start_server(
+    environment: Mapping[str, str], log: Path, workers: int, threads: int, timeout: int
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start one gunicorn server on a free port and wait until it serves; try another port if this one was taken."""
+    for _ in range(3):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with log.open("wb") as output:
+            command = _gunicorn_command(port, workers, threads, timeout)
+            process = subprocess.Popen(command, env=dict(environment), stdout=output, stderr=subprocess.STDOUT)
+
+        try:
+            wait_until(functools.partial(_started_or_exited, process, url, log), 30, f"gunicorn on {url}")
+        except BaseException:
+            stop(process)
+            raise
+
+        if process.poll() is None:
+            return process, url
+
+    raise AssertionError(f"gunicorn found its port taken three times; see {log}")
+
+
 @contextlib.contextmanager
 def gunicorn_hosts(
     count: int,
@@ -57,7 +103,7 @@ def gunicorn_hosts(
 ) -> Iterator[list[str]]:
     """Start ``count`` gunicorn servers with ``settings`` as environment; yield their base URLs, then stop them.
 
-    ``settings`` holds ``SQLALCHEMY_DATABASE_URI`` and any ``FEDERATION_*`` or ``RELIABILITY_*`` values.
+    ``settings`` contains ``SQLALCHEMY_DATABASE_URI`` and any ``FEDERATION_*`` or ``RELIABILITY_*`` values.
     """
     environment = {name: value for name, value in os.environ.items() if not name.startswith("FEDERATION_")}
     environment.update(settings)
@@ -65,25 +111,9 @@ def gunicorn_hosts(
     urls: list[str] = []
     try:
         for number in range(count):
-            port = free_port()
-            with (log_dir / f"gunicorn-{number}.log").open("wb") as log:
-                command = _gunicorn_command(port, workers, threads, timeout)
-                servers.append(subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT))
-
-            urls.append(f"http://127.0.0.1:{port}")
-
-        for server, url in zip(servers, urls, strict=True):
-
-            def ready(server: subprocess.Popen[bytes] = server, url: str = url) -> bool:
-                if server.poll() is not None:
-                    raise AssertionError(f"gunicorn exited with {server.returncode}; see {log_dir}/gunicorn-*.log")
-
-                try:
-                    return requests.get(f"{url}/federation/openapi.json", timeout=5).status_code == 200
-                except requests.ConnectionError:
-                    return False
-
-            wait_until(ready, 30, f"gunicorn on {url}")
+            process, url = _start_server(environment, log_dir / f"gunicorn-{number}.log", workers, threads, timeout)
+            servers.append(process)
+            urls.append(url)
 
         yield urls
     finally:

@@ -209,9 +209,9 @@ def assert_writes_recorded(
     """Check that every tenant the run created has its audit event and its idempotency record.
 
     ``created`` maps each slug the run tried to create (also its Idempotency-Key) to
-    its last result. A 201 must have its row; every row must have a ``tenant.create``
-    success event on the provider's chain and a claim or stored response under its key,
-    in SQL, or in the Redis at ``redis_store`` under the default prefix.
+    its last result. A 201 must have its row. Every row must have a ``tenant.create``
+    success event on the provider's chain, and a claim or stored response under its key.
+    The records are read from SQL, or from the Redis at ``redis_store`` under the default prefix.
     """
     with app.app_context():
         session = get_state().session

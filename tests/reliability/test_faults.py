@@ -1,10 +1,10 @@
 """Faults under load: Redis paused, stopped and restarted, PostgreSQL restarted, a slow database.
 
 Each run sends a bounded stream of reads and writes from a few threads while the
-fault happens, then checks that every response was an envelope within the
-client timeout, that the configured behaviour held during the fault, that the
-service recovered by itself, and, by SQL, that every committed write has its
-audit event and its idempotency record.
+fault happens. It then checks that every response was an envelope within the
+client timeout and that the configured behaviour held during the fault. The
+service must recover by itself, and every committed write must have its audit
+event and its idempotency record.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from .support import (
     wait_for,
 )
 
-#: Longest a request may take while a store stalls: the storage timeouts (1 s) plus generous slack.
+#: Maximum seconds a request may take while a store stalls: the storage timeouts (1 s) plus generous slack.
 STALL_BOUND = 5.0
 
 
