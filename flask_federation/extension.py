@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, Response, request
 from flask_limiter import Limiter
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import RequestRedirect
 
 from .audit import hooks as audit_hooks
@@ -19,6 +20,7 @@ from .auth.usage import build_usage_counter
 from .blueprints import register_blueprints, register_oidc_blueprint
 from .config import ConfigurationError, load_settings
 from .context import request_state
+from .database_errors import OUTAGE_LOG as DATABASE_OUTAGE_LOG
 from .envelope import error_response
 from .errors import FederationDisabled, from_http_exception
 from .idempotency import COMPONENT as IDEMPOTENCY_COMPONENT
@@ -97,6 +99,8 @@ class Federation:
         validate_routes(app, rate_limits)
         app.before_request(_before_request)
         app.after_request(_after_request)
+        # Registered after Flask-SQLAlchemy's own teardown, so it runs first: Flask runs them in reverse.
+        app.teardown_appcontext(_close_session)
         audit_hooks.install(app)
         if settings.create_tables:
             with app.app_context():
@@ -164,8 +168,29 @@ def _before_request() -> Response | None:
 
 
 def _after_request(response: Response) -> Response:
+    if response.status_code < 500:
+        DATABASE_OUTAGE_LOG.succeeded()
+
     request_id = request_state().get("request_id")
     if request_id is not None and REQUEST_ID_HEADER not in response.headers:
         response.headers[REQUEST_ID_HEADER] = request_id
 
     return apply_rate_limit_fields(response)
+
+
+def _close_session(exception: BaseException | None) -> None:
+    """Close the request's session, surviving a connection that the database closed under it.
+
+    Closing rolls back, which raises when the database restarted while the session
+    held a connection. Flask-SQLAlchemy's own teardown would let that error escape
+    the app, and the server would send its HTML 500 in place of the response the
+    view built. The connection is invalidated by then, so dropping the session is safe.
+    """
+    from .state import get_state
+
+    session = get_state().db.session
+    try:
+        session.remove()
+    except SQLAlchemyError as error:
+        DATABASE_OUTAGE_LOG.failed(error)
+        session.registry.clear()

@@ -60,7 +60,47 @@ class StrictSchema(Schema):
             raise ValidationError(rewritten, data=data) from None
 
 
+def validate_storable_text(value: str) -> None:
+    """Reject text that PostgreSQL cannot store: the NUL character and unpaired UTF-16 surrogates.
+
+    JSON may carry both (``"\\u0000"``, a lone ``"\\ud800"``). Rejected here, they become a 422
+    instead of a database error, on SQLite as on PostgreSQL.
+    """
+    if "\x00" in value:
+        raise ValidationError("Must not contain the NUL character (\\u0000). Remove it.")
+
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Must not contain an unpaired UTF-16 surrogate. Send valid Unicode text.") from None
+
+
+def is_storable_text(value: str) -> bool:
+    try:
+        validate_storable_text(value)
+    except ValidationError:
+        return False
+
+    return True
+
+
+def _validate_storable_document(value: Any, path: str) -> None:
+    # The body is nested at most MAX_JSON_DEPTH levels (request_body.py), so the recursion is bounded.
+    if isinstance(value, str):
+        if not is_storable_text(value):
+            raise ValidationError(f"The string at {path} contains a NUL character or an unpaired surrogate.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not is_storable_text(str(key)):
+                raise ValidationError(f"A key under {path} contains a NUL character or an unpaired surrogate.")
+            _validate_storable_document(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _validate_storable_document(item, f"{path}[{index}]")
+
+
 def validate_metadata(value: dict[str, Any]) -> None:
+    _validate_storable_document(value, "metadata")
     if len(value) > MAX_METADATA_KEYS:
         raise ValidationError(f"Metadata may have at most {MAX_METADATA_KEYS} keys; it has {len(value)}.")
 
@@ -78,7 +118,7 @@ class TenantSchema(StrictSchema):
         attribute="provider.public_id",
         metadata={"description": "Public id of the owning provider, `prv_...`."},
     )
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), validate_storable_text])
     slug = fields.String(
         required=True,
         validate=validate.Regexp(
@@ -208,7 +248,8 @@ class DiagnosticsSchema(Schema):
 
 class AuditListQuerySchema(StrictSchema):
     action = fields.String(
-        validate=validate.Length(min=1, max=100), metadata={"description": "Only this action, such as `tenant.read`."}
+        validate=[validate.Length(min=1, max=100), validate_storable_text],
+        metadata={"description": "Only this action, such as `tenant.read`."},
     )
     outcome = fields.String(validate=validate.OneOf(OUTCOMES))
     since = fields.AwareDateTime(

@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import redis
 from flask import Flask
@@ -43,10 +44,12 @@ def serve_app(app: Flask) -> Iterator[str]:
 
 
 class PrivateRedis:
-    """A redis-server of this test alone, which the test may pause or stop without touching the shared one."""
+    """A redis-server of this test alone, which the test may pause, stop or restart without touching the shared one."""
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, persistence_dir: Path | None = None) -> None:
         self.process = process
+        self.port = port
+        self.persistence_dir = persistence_dir
         self.url = f"redis://127.0.0.1:{port}/0"
 
     def pause(self) -> None:
@@ -61,21 +64,33 @@ class PrivateRedis:
             self.process.terminate()
             self.process.wait(timeout=10)
 
+    def restart(self) -> None:
+        """Stop the server if it runs, and start an empty one on the same port."""
+        self.stop()
+        self.process = _start_redis_server(self.port, self.persistence_dir)
+        _wait_for_ping(self.url)
 
-@contextlib.contextmanager
-def private_redis() -> Iterator[PrivateRedis]:
-    """Start a redis-server without persistence on a free loopback port; stop it afterwards."""
+
+def _start_redis_server(port: int, persistence_dir: Path | None) -> subprocess.Popen[bytes]:
     executable = shutil.which("redis-server")
     if executable is None:
         skip_or_fail("redis-server is not installed, so the Redis outage tests cannot start their own server")
 
+    command = [str(executable), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    if persistence_dir is None:
+        command += ["--appendonly", "no"]
+    else:
+        # Every write is synced to the append-only file, so a restart loses nothing.
+        command += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(persistence_dir)]
+
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def private_redis(persistence_dir: Path | None = None) -> Iterator[PrivateRedis]:
+    """Start a redis-server on a free loopback port, persistent in ``persistence_dir`` if given; stop it afterwards."""
     port = free_port()
-    process = subprocess.Popen(
-        [str(executable), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = PrivateRedis(process, port)
+    server = PrivateRedis(_start_redis_server(port, persistence_dir), port, persistence_dir)
     try:
         _wait_for_ping(server.url)
         yield server

@@ -13,9 +13,10 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .. import signals
+from ..database_errors import OUTAGE_LOG, database_unavailable, is_database_unavailable
 from ..envelope import error_response
 from ..errors import FederationError, InternalError
 from ..request_id import get_request_id
@@ -150,17 +151,22 @@ def record_request_event(response: Response) -> Response:
 
     try:
         _record_with_retry(action, audit, outcome, response.status_code)
-    except Exception:
+    except Exception as error:
         session.rollback()
-        logger.exception(
-            "Failed to record the audit event of %s (%s, status %s, request id %s)",
-            action,
-            outcome,
-            response.status_code,
-            get_request_id(),
-        )
+        outage = error if isinstance(error, SQLAlchemyError) and is_database_unavailable(error) else None
+        if outage is not None:
+            # Logged once per outage: during one, every request would fail here the same way.
+            OUTAGE_LOG.failed(outage)
+        else:
+            logger.exception(
+                "Failed to record the audit event of %s (%s, status %s, request id %s)",
+                action,
+                outcome,
+                response.status_code,
+                get_request_id(),
+            )
         if outcome == "success":
-            return error_response(InternalError())
+            return error_response(database_unavailable() if outage is not None else InternalError())
 
     return response
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, default_exceptions
 
 from ..audit.hooks import note_error
+from ..database_errors import OUTAGE_LOG, database_unavailable, is_database_unavailable
 from ..envelope import error_response
 from ..errors import FederationError, InternalError, from_http_exception
 from ..request_id import get_request_id
@@ -40,6 +42,12 @@ def _handle_http_exception(error: HTTPException) -> Response:
 def _handle_unexpected(error: Exception) -> Response:
     # Roll back first: a half-done write must not be committed by a later request on this session.
     get_state().session.rollback()
+    if isinstance(error, SQLAlchemyError) and is_database_unavailable(error):
+        OUTAGE_LOG.failed(error)
+        unavailable = database_unavailable()
+        note_error(unavailable)
+        return error_response(unavailable)
+
     logger.exception("Unhandled error on %s %s (request id %s)", request.method, request.path, get_request_id())
     internal_error = InternalError()
     note_error(internal_error)

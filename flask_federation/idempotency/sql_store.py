@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Engine, Table, create_engine, delete, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from ..database_errors import describe
 from ..models import IdempotencyKey
 from .store import COMPLETED, IN_PROGRESS, IdempotencyRecord, OutageLog, StoredResponse, StoreUnavailable
 
@@ -39,13 +40,6 @@ def own_engine(app_engine: Engine) -> Engine:
         return app_engine
 
     return create_engine(url, pool=app_engine.pool.recreate())
-
-
-def _describe(error: SQLAlchemyError) -> str:
-    # The driver's first message line, without the statement and parameters, which may carry request bodies.
-    cause: BaseException = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
-    first_line = next(iter(str(cause).strip().splitlines()), "")
-    return f"{type(cause).__name__}: {first_line}"
 
 
 def _record(row: Any) -> IdempotencyRecord:
@@ -87,7 +81,7 @@ class SqlIdempotencyStore:
         except IntegrityError:
             raise
         except SQLAlchemyError as error:
-            reason = _describe(error)
+            reason = describe(error)
             self._outage.failed(reason)
             raise StoreUnavailable(f"The SQL idempotency store failed: {reason}") from error
 

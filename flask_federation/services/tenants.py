@@ -14,7 +14,7 @@ from ..auth.principal import Principal
 from ..entitlements import TENANTS_READ, TENANTS_WRITE, Audience
 from ..errors import NotFound
 from ..models import Provider, Tenant
-from ..schemas import TenantSchema
+from ..schemas import TenantSchema, is_storable_text
 from ..state import get_state
 from .access import require
 from .pagination import fetch_keyset_page, resolve_page_size
@@ -62,6 +62,10 @@ def list_tenants(
 
 
 def _find_tenant(principal: Principal, tenant_id: str) -> Tenant:
+    if not is_storable_text(tenant_id):
+        # No stored id contains a NUL character, and PostgreSQL rejects one in a query parameter.
+        raise _not_found(tenant_id)
+
     tenant = (
         get_state()
         .session.execute(
