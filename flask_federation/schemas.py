@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,6 +61,25 @@ class StrictSchema(Schema):
             raise ValidationError(rewritten, data=data) from None
 
 
+class FullMatch(validate.Regexp):
+    """A ``Regexp`` validator that must match the whole value.
+
+    Python's ``$`` also matches before a final newline, so ``re.match`` alone would
+    accept ``"eu-west-1\\n"``. The pattern text stays ECMAScript-compatible for the
+    OpenAPI document, where ``$`` has no such exception.
+    """
+
+    def __init__(self, pattern: str, *, error: str) -> None:
+        super().__init__(pattern, error=error)
+        self._full_pattern = re.compile(pattern)
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str) or self._full_pattern.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+
+        return value
+
+
 def validate_metadata(value: dict[str, Any]) -> None:
     if len(value) > MAX_METADATA_KEYS:
         raise ValidationError(f"Metadata may have at most {MAX_METADATA_KEYS} keys; it has {len(value)}.")
@@ -81,7 +101,7 @@ class TenantSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     slug = fields.String(
         required=True,
-        validate=validate.Regexp(
+        validate=FullMatch(
             SLUG_PATTERN,
             error="Slug must be 1 to 63 lowercase letters, digits or hyphens, not starting or ending with a hyphen.",
         ),
@@ -90,7 +110,7 @@ class TenantSchema(StrictSchema):
     status = fields.String(load_default="active", validate=validate.OneOf(TENANT_STATUSES))
     region = fields.String(
         required=True,
-        validate=validate.Regexp(
+        validate=FullMatch(
             REGION_PATTERN, error="Region must be 1 to 32 lowercase letters, digits or hyphens, such as 'eu-west-1'."
         ),
     )
