@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -80,9 +81,60 @@ class FullMatch(validate.Regexp):
         return value
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unstorable_text_reason(text: str) -> str | None:
+    """Return why the database cannot store ``text``, or None when it can.
+
+    PostgreSQL text and JSONB reject the NUL character, and no UTF-8 encoding
+    holds an unpaired surrogate, which JSON's ``\\ud800`` escapes can produce.
+    """
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000), which the database cannot store"
+
+    if _SURROGATE.search(text) is not None:
+        return "contains an unpaired surrogate (\\ud800 to \\udfff), which is not valid Unicode text"
+
+    return None
+
+
+def validate_text(value: str) -> None:
+    reason = unstorable_text_reason(value)
+    if reason is not None:
+        raise ValidationError(f"The value {reason}. Remove that character.")
+
+
+def _check_metadata_values(metadata: dict[str, Any]) -> None:
+    # Iterative, so that metadata built in Python (not parsed from a depth-checked body) cannot exhaust the stack.
+    pending: list[tuple[str, Any]] = [("", metadata)]
+    while pending:
+        path, value = pending.pop()
+        reason: str | None = None
+        if isinstance(value, str):
+            reason = unstorable_text_reason(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            reason = "is not a finite number, and JSON has no NaN or infinity"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                key_path = f"{path}[{key!a}]"
+                key_reason = unstorable_text_reason(key) if isinstance(key, str) else None
+                if key_reason is not None:
+                    raise ValidationError(f"The metadata key at {key_path} {key_reason}. Remove that character.")
+
+                pending.append((key_path, item))
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+
+        if reason is not None:
+            raise ValidationError(f"The metadata value at {path} {reason}. Send another value.")
+
+
 def validate_metadata(value: dict[str, Any]) -> None:
     if len(value) > MAX_METADATA_KEYS:
         raise ValidationError(f"Metadata may have at most {MAX_METADATA_KEYS} keys; it has {len(value)}.")
+
+    _check_metadata_values(value)
 
     size = len(json.dumps(value, separators=(",", ":")).encode())
     if size > MAX_METADATA_BYTES:
@@ -98,7 +150,7 @@ class TenantSchema(StrictSchema):
         attribute="provider.public_id",
         metadata={"description": "Public id of the owning provider, `prv_...`."},
     )
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), validate_text])
     slug = fields.String(
         required=True,
         validate=FullMatch(
@@ -228,7 +280,8 @@ class DiagnosticsSchema(Schema):
 
 class AuditListQuerySchema(StrictSchema):
     action = fields.String(
-        validate=validate.Length(min=1, max=100), metadata={"description": "Only this action, such as `tenant.read`."}
+        validate=[validate.Length(min=1, max=100), validate_text],
+        metadata={"description": "Only this action, such as `tenant.read`."},
     )
     outcome = fields.String(validate=validate.OneOf(OUTCOMES))
     since = fields.AwareDateTime(

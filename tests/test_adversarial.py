@@ -40,3 +40,69 @@ def test_trailing_newline_rejected_on_update(client: Any, world: World) -> None:
 def test_request_id_with_trailing_newline_invalid() -> None:
     assert is_valid_request_id("abc")
     assert not is_valid_request_id("abc\n")
+
+
+@pytest.fixture(params=["POST", "PATCH"])
+def write_route(request: pytest.FixtureRequest, world: World) -> tuple[str, str]:
+    if request.param == "POST":
+        return "POST", TENANTS
+
+    return "PATCH", f"{TENANTS}/{world.tenant_a.public_id}"
+
+
+def _send_raw(client: Any, world: World, route: tuple[str, str], fields: str) -> Any:
+    method, path = route
+    slug = "" if method == "PATCH" else '"slug": "shop", "region": "eu-west-1", '
+    headers = {**_write_headers(world.key_a), "Content-Type": "application/json"}
+    return client.open(path, method=method, data="{" + slug + fields + "}", headers=headers)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_number_constant_rejected(
+    client: Any, world: World, write_route: tuple[str, str], constant: str
+) -> None:
+    response = _send_raw(client, world, write_route, f'"name": "Shop", "metadata": {{"seats": {constant}}}')
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_json"
+    assert constant in response.json["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ('"name": "Sh\\u0000op"', "name"),
+        ('"name": "Sh\\ud800op"', "name"),
+        ('"name": "Shop", "metadata": {"plan": "te\\u0000am"}', "metadata"),
+        ('"name": "Shop", "metadata": {"pl\\u0000an": "team"}', "metadata"),
+        ('"name": "Shop", "metadata": {"plan": ["\\udfff"]}', "metadata"),
+        ('"name": "Shop", "metadata": {"plan": {"te\\ud83dam": 1}}', "metadata"),
+        ('"name": "Shop", "metadata": {"seats": 1e400}', "metadata"),
+        ('"name": "Shop", "metadata": {"seats": [-1e400]}', "metadata"),
+    ],
+    ids=["nul-name", "surrogate-name", "nul-value", "nul-key", "surrogate-in-list", "surrogate-key", "inf", "minus-inf"],
+)
+def test_unstorable_text_or_number_rejected(
+    client: Any, world: World, write_route: tuple[str, str], fields: str, field: str
+) -> None:
+    # PostgreSQL text and JSONB reject NUL, UTF-8 cannot encode a lone surrogate, and JSON has no
+    # infinity: each once reached the database and failed there with a 500.
+    response = _send_raw(client, world, write_route, fields)
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "validation_error"
+    assert set(response.json["error"]["details"]) == {field}
+
+    listed = client.get(TENANTS, headers=bearer(world.key_a)).json["data"]["items"]
+    assert [tenant["name"] for tenant in listed] == ["A one"]
+
+
+def test_unstorable_metadata_named_by_path(client: Any, world: World) -> None:
+    response = _send_raw(client, world, ("POST", TENANTS), '"name": "Shop", "metadata": {"plan": {"tiers": ["a\\u0000"]}}')
+    message = response.json["error"]["details"]["metadata"][0]
+    assert "['plan']['tiers'][0]" in message
+    assert "NUL" in message
+
+
+def test_audit_action_with_nul_rejected(client: Any, world: World) -> None:
+    response = client.get("/federation/provider/v1/audit?action=tenant.list%00", headers=bearer(world.key_a))
+    assert response.status_code == 422
+    assert set(response.json["error"]["details"]) == {"action"}
