@@ -106,3 +106,19 @@ def test_audit_action_with_nul_rejected(client: Any, world: World) -> None:
     response = client.get("/federation/provider/v1/audit?action=tenant.list%00", headers=bearer(world.key_a))
     assert response.status_code == 422
     assert set(response.json["error"]["details"]) == {"action"}
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH"])
+@pytest.mark.parametrize("tenant_id", ["ten_%00", "%00", "ten_%ED%A0%80"], ids=["nul", "only-nul", "surrogate-bytes"])
+def test_unstorable_tenant_id_not_found(client: Any, world: World, method: str, tenant_id: str) -> None:
+    # PostgreSQL rejects NUL even in a query parameter, which once made this lookup a 500.
+    headers = {**_write_headers(world.key_a), "Content-Type": "application/json"}
+    response = client.open(f"{TENANTS}/{tenant_id}", method=method, data='{"name": "x"}', headers=headers)
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"
+
+
+def test_long_tenant_id_not_echoed_whole(client: Any, world: World) -> None:
+    response = client.get(f"{TENANTS}/ten_{'a' * 5000}", headers=bearer(world.key_a))
+    assert response.status_code == 404
+    assert len(response.json["error"]["message"]) < 200
