@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -278,6 +279,13 @@ class DiagnosticsSchema(Schema):
     )
 
 
+def validate_utc_range(value: dt.datetime) -> None:
+    try:
+        value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValidationError("The time falls outside the years 1 to 9999 in UTC. Send a time within that range.") from None
+
+
 class AuditListQuerySchema(StrictSchema):
     action = fields.String(
         validate=[validate.Length(min=1, max=100), validate_text],
@@ -285,10 +293,14 @@ class AuditListQuerySchema(StrictSchema):
     )
     outcome = fields.String(validate=validate.OneOf(OUTCOMES))
     since = fields.AwareDateTime(
-        format="iso", metadata={"description": "Only events at or after this ISO 8601 time; needs a timezone."}
+        format="iso",
+        validate=validate_utc_range,
+        metadata={"description": "Only events at or after this ISO 8601 time; needs a timezone."},
     )
     until = fields.AwareDateTime(
-        format="iso", metadata={"description": "Only events before this ISO 8601 time; needs a timezone."}
+        format="iso",
+        validate=validate_utc_range,
+        metadata={"description": "Only events before this ISO 8601 time; needs a timezone."},
     )
     limit = fields.Integer(metadata={"description": "Page size, 1 to the configured maximum (default 100)."})
     cursor = fields.String(

@@ -122,3 +122,17 @@ def test_long_tenant_id_not_echoed_whole(client: Any, world: World) -> None:
     response = client.get(f"{TENANTS}/ten_{'a' * 5000}", headers=bearer(world.key_a))
     assert response.status_code == 404
     assert len(response.json["error"]["message"]) < 200
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [("since=9999-12-31T23:59:59-14:00", "since"), ("until=0001-01-01T00:00:00%2B14:00", "until")],
+)
+@pytest.mark.parametrize("path", ["/federation/provider/v1/audit", "/federation/developer/v1/audit"])
+def test_audit_time_out_of_range_rejected(client: Any, world: World, path: str, query: str, field: str) -> None:
+    # Both times are valid ISO 8601, but in UTC they fall outside years 1 to 9999.
+    key = world.key_dev if "developer" in path else world.key_a
+    response = client.get(f"{path}?{query}", headers=bearer(key))
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "validation_error"
+    assert set(response.json["error"]["details"]) == {field}
