@@ -136,3 +136,35 @@ def test_audit_time_out_of_range_rejected(client: Any, world: World, path: str, 
     assert response.status_code == 422
     assert response.json["error"]["code"] == "validation_error"
     assert set(response.json["error"]["details"]) == {field}
+
+
+def _echo_cases(world: World) -> list[tuple[str, str, dict[str, Any] | None]]:
+    key = world.key_b
+    return [
+        ("GET", f"{TENANTS}/{key}", None),
+        ("GET", f"{TENANTS}?{key}=1", None),
+        ("POST", TENANTS, {"name": "Shop", "slug": "shop", "region": "eu-west-1", key: "x"}),
+        ("POST", TENANTS, {"name": "Shop", "slug": "shop", "region": "eu-west-1", "metadata": {key: "\u0000"}}),
+        ("GET", f"/federation/docs/assets/{key}", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    "case", range(5), ids=["tenant-id", "query-name", "field-name", "metadata-key", "asset-name"]
+)
+def test_error_never_echoes_api_key(client: Any, world: World, case: int) -> None:
+    # A client that pastes its key into a path, a field name or a parameter must not get it back,
+    # because error bodies end up in client and proxy logs.
+    method, path, body = _echo_cases(world)[case]
+    response = client.open(path, method=method, json=body, headers=_write_headers(world.key_a))
+    assert response.status_code >= 400
+    assert response.json["ok"] is False
+    assert world.key_b not in response.get_data(as_text=True)
+    assert world.key_b.split("_")[2][:8] not in response.get_data(as_text=True)
+
+
+def test_error_never_echoes_jwt(client: Any, world: World) -> None:
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl"
+    response = client.get(f"{TENANTS}/{token}", headers=bearer(world.key_a))
+    assert response.status_code == 404
+    assert "eyJzdWIiOiJhbGljZSJ9" not in response.get_data(as_text=True)
