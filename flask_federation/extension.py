@@ -20,7 +20,7 @@ from .blueprints import register_blueprints, register_oidc_blueprint
 from .config import ConfigurationError, load_settings
 from .context import request_state
 from .envelope import error_response
-from .errors import FederationDisabled, from_http_exception
+from .errors import FederationDisabled, NotFound, from_http_exception
 from .idempotency import COMPONENT as IDEMPOTENCY_COMPONENT
 from .idempotency import build_store as build_idempotency_store
 from .idempotency.side_effects import track_database_writes
@@ -157,6 +157,10 @@ def _before_request() -> Response | None:
     routing_error = request.routing_exception
     if routing_error is not None and not isinstance(routing_error, RequestRedirect):
         error = from_http_exception(routing_error)
+        if error.error_code == NotFound.error_code:
+            error = NotFound(
+                f"No federation route matches this path. The routes are listed in {settings.url_prefix}/openapi.json."
+            )
         audit_hooks.note_error(error)
         return error_response(error)
 

@@ -168,3 +168,24 @@ def test_error_never_echoes_jwt(client: Any, world: World) -> None:
     response = client.get(f"{TENANTS}/{token}", headers=bearer(world.key_a))
     assert response.status_code == 404
     assert "eyJzdWIiOiJhbGljZSJ9" not in response.get_data(as_text=True)
+
+
+def test_two_authorization_values_named(client: Any, world: World) -> None:
+    # WSGI servers join repeated headers with commas, which no key or token contains.
+    response = client.get(TENANTS, headers={"Authorization": f"Bearer {world.key_a}, Bearer {world.key_b}"})
+    assert response.status_code == 401
+    assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
+    assert "one Authorization header" in response.json["error"]["message"]
+
+
+def test_malformed_key_message_says_what_to_do(client: Any, world: World) -> None:
+    response = client.get(TENANTS, headers=bearer(world.key_a[:-3]))
+    assert response.status_code == 401
+    assert "as it was issued" in response.json["error"]["message"]
+
+
+def test_unmatched_route_points_to_openapi(client: Any) -> None:
+    response = client.get("/federation/provider/v1/tenant")
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"
+    assert "/federation/openapi.json" in response.json["error"]["message"]
