@@ -6,7 +6,10 @@ import uuid
 from typing import Any
 
 import pytest
+from flask import Flask
 
+from flask_federation import ConfigurationError, Federation
+from flask_federation.auth.oidc_claims import claimed_subject_id, token_credential_id
 from flask_federation.request_id import is_valid_request_id
 
 from .conftest import World, bearer
@@ -40,6 +43,27 @@ def test_trailing_newline_rejected_on_update(client: Any, world: World) -> None:
 def test_request_id_with_trailing_newline_invalid() -> None:
     assert is_valid_request_id("abc")
     assert not is_valid_request_id("abc\n")
+
+
+def test_claim_with_trailing_newline_unused() -> None:
+    assert claimed_subject_id({"provider_id": "prv_abc"}, "provider_id") == "prv_abc"
+    assert claimed_subject_id({"provider_id": "prv_abc\n"}, "provider_id") is None
+    assert token_credential_id({"jti": "abc\n"}, "token").startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("FEDERATION_URL_PREFIX", "/federation\n"),
+        ("FEDERATION_RATELIMIT_KEY_PREFIX", "federation\n"),
+        ("FEDERATION_RATELIMIT_POLICIES", {"writes\n": "10/minute"}),
+    ],
+)
+def test_setting_with_trailing_newline_rejected(key: str, value: Any) -> None:
+    app = Flask("federation_test_host")
+    app.config.update(SQLALCHEMY_DATABASE_URI="sqlite://", SECRET_KEY="test", **{key: value})
+    with pytest.raises(ConfigurationError, match=key):
+        Federation(app)
 
 
 @pytest.fixture(params=["POST", "PATCH"])
