@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.routing import RequestRedirect
@@ -163,6 +163,13 @@ def _before_request() -> Response | None:
             )
         audit_hooks.note_error(error)
         return error_response(error)
+
+    if request.method == "OPTIONS" and getattr(request.url_rule, "provide_automatic_options", False):
+        # Flask's automatic answer is 200 with an empty text/html body; 204 says plainly that there is none.
+        response = current_app.make_default_options_response()
+        response.status_code = 204
+        del response.headers["Content-Type"]
+        return response
 
     return None
 

@@ -213,3 +213,14 @@ def test_unmatched_route_points_to_openapi(client: Any) -> None:
     assert response.status_code == 404
     assert response.json["error"]["code"] == "not_found"
     assert "/federation/openapi.json" in response.json["error"]["message"]
+
+
+@pytest.mark.parametrize("path", [TENANTS, "/federation/developer/v1/diagnostics", "/federation/openapi.json"])
+def test_options_has_no_body(client: Any, path: str) -> None:
+    # Flask's automatic answer is 200 with an empty text/html body, which no envelope parser accepts.
+    response = client.options(path)
+    assert response.status_code == 204
+    assert response.get_data() == b""
+    assert "Content-Type" not in response.headers
+    assert "GET" in response.headers["Allow"]
+    assert response.headers["X-Request-ID"].startswith("req_")
