@@ -224,3 +224,12 @@ def test_options_has_no_body(client: Any, path: str) -> None:
     assert "Content-Type" not in response.headers
     assert "GET" in response.headers["Allow"]
     assert response.headers["X-Request-ID"].startswith("req_")
+
+
+@pytest.mark.parametrize("path", ["/federation/provider/v1//tenants", f"{TENANTS}/%2F%7B%7D", "/federation//openapi.json"])
+def test_repeated_slashes_get_envelope(client: Any, world: World, path: str) -> None:
+    # Werkzeug answers these with a 308 to the merged path and an HTML body; the API keeps its envelope.
+    response = client.get(path, headers=bearer(world.key_a))
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"
+    assert "repeated slashes" in response.json["error"]["message"]
