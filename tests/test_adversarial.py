@@ -233,3 +233,26 @@ def test_repeated_slashes_get_envelope(client: Any, world: World, path: str) -> 
     assert response.status_code == 404
     assert response.json["error"]["code"] == "not_found"
     assert "repeated slashes" in response.json["error"]["message"]
+
+
+def _signed_cursor(app: Flask, payload: Any) -> str:
+    from itsdangerous import URLSafeSerializer
+
+    return str(URLSafeSerializer(app.config["SECRET_KEY"], salt="flask-federation.cursor.v1").dumps(payload))
+
+
+@pytest.mark.parametrize(
+    "position, row_id",
+    [("9999-12-31T23:59:59-14:00", 1), ("2020-01-01T00:00:00+00:00", 2**70), ("2020-01-01T00:00:00+00:00", -1)],
+    ids=["time-overflow", "huge-row-id", "negative-row-id"],
+)
+def test_signed_cursor_out_of_range_rejected(
+    app: Flask, client: Any, world: World, position: str, row_id: int
+) -> None:
+    # Only a holder of the signing secret can build these, but they must still fail as a 400, not a 500.
+    from flask_federation.services.pagination import _binding
+
+    cursor = _signed_cursor(app, [_binding(world.provider_a.public_id, {"status": None}), position, row_id])
+    response = client.get(f"{TENANTS}?cursor={cursor}", headers=bearer(world.key_a))
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_cursor"
