@@ -256,3 +256,13 @@ def test_signed_cursor_out_of_range_rejected(
     response = client.get(f"{TENANTS}?cursor={cursor}", headers=bearer(world.key_a))
     assert response.status_code == 400
     assert response.json["error"]["code"] == "invalid_cursor"
+
+
+def test_signed_cursor_largest_row_id_accepted(app: Flask, client: Any, world: World) -> None:
+    # Tenant ids are 32-bit on PostgreSQL, but comparing them with a 64-bit parameter still works.
+    from flask_federation.services.pagination import _binding
+
+    cursor = _signed_cursor(app, [_binding(world.provider_a.public_id, {"status": None}), "2999-01-01T00:00:00+00:00", 2**63 - 1])
+    response = client.get(f"{TENANTS}?cursor={cursor}", headers=bearer(world.key_a))
+    assert response.status_code == 200
+    assert [tenant["name"] for tenant in response.json["data"]["items"]] == ["A one"]

@@ -16,7 +16,7 @@ from ..state import get_state
 
 _SALT = "flask-federation.cursor.v1"
 
-# Row ids are positive 64-bit integers on both databases; PostgreSQL rejects a larger parameter with an error.
+# Row ids are positive, and PostgreSQL rejects a query parameter beyond 64 bits with an error.
 _MAX_ROW_ID = 2**63 - 1
 
 
