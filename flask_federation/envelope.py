@@ -65,7 +65,7 @@ def error_body(error: FederationError) -> dict[str, Any]:
     """Return the error envelope of ``error``.
 
     Messages and details can repeat client input, such as a path segment or a field
-    name, so API keys and JWTs in them are redacted: a client that pasted its key
+    name, so API keys and JWTs in them are redacted. A client that pasted its key
     into the wrong place must not find it in an error body that gets logged.
     """
     body: dict[str, Any] = {"code": error.error_code, "message": _without_credentials(error.message)}

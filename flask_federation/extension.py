@@ -146,7 +146,7 @@ def _routing_error(prefix: str) -> FederationError | None:
         if "//" not in request.path:
             return None
 
-        # Werkzeug would answer with a 308 to the merged path and an HTML body, outside the envelope.
+        # Werkzeug would respond with a 308 to the merged path and an HTML body, outside the envelope.
         return NotFound(f"No federation route matches this path as sent. Send it without repeated slashes. {routes}")
 
     if routing_error is None:
@@ -181,7 +181,7 @@ def _before_request() -> Response | None:
         return error_response(routing_error)
 
     if request.method == "OPTIONS" and getattr(request.url_rule, "provide_automatic_options", False):
-        # Flask's automatic answer is 200 with an empty text/html body; 204 says plainly that there is none.
+        # Flask's automatic response is 200 with an empty text/html body, so 204 states plainly that there is none.
         response = current_app.make_default_options_response()
         response.status_code = 204
         del response.headers["Content-Type"]

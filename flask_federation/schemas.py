@@ -89,7 +89,7 @@ def unstorable_text_reason(text: str) -> str | None:
     """Return why the database cannot store ``text``, or None when it can.
 
     PostgreSQL text and JSONB reject the NUL character, and no UTF-8 encoding
-    holds an unpaired surrogate, which JSON's ``\\ud800`` escapes can produce.
+    can encode an unpaired surrogate, which JSON's ``\\ud800`` escapes can produce.
     """
     if "\x00" in text:
         return "contains a NUL character (\\u0000), which the database cannot store"

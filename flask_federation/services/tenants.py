@@ -26,7 +26,7 @@ class TenantPage:
     next_cursor: str | None
 
 
-#: Longest part of a requested tenant id that an error message repeats; real ids have 24 characters.
+#: Maximum length of the part of a requested tenant id that an error message repeats; real ids have 24 characters.
 _MAX_ECHOED_ID_LENGTH = 64
 
 
