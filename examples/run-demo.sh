@@ -28,15 +28,16 @@ instance_dir=${DEMO_INSTANCE_DIR:-examples/instance}
 mkdir -p "$instance_dir"
 instance_dir=$(cd "$instance_dir" && pwd)
 port=${PORT:-5000}
+base_url="http://127.0.0.1:$port"
 export FLASK_APP=examples/host_app/app.py:create_app
 export DATABASE_URL="sqlite:///$instance_dir/demo.db"
 rm -f "$instance_dir/demo.db"
 
 .venv/bin/flask federation init-db
 .venv/bin/flask init-host-db
-.venv/bin/flask federation seed-demo --base-url "http://127.0.0.1:$port"
+.venv/bin/flask federation seed-demo --base-url "$base_url"
 echo
-echo "Host route reusing the provider guard: curl -H 'Authorization: Bearer <provider key>' http://127.0.0.1:$port/partner/announcements"
-echo "OpenAPI document: http://127.0.0.1:$port/federation/openapi.json"
-echo "API reference: http://127.0.0.1:$port/federation/docs"
+echo "Host route reusing the provider guard: curl -H 'Authorization: Bearer <provider key>' $base_url/partner/announcements"
+echo "OpenAPI document: $base_url/federation/openapi.json"
+echo "API reference: $base_url/federation/docs"
 exec .venv/bin/flask run --host 127.0.0.1 --port "$port"

@@ -313,7 +313,7 @@ _URL_PREFIX_PATTERN = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 
 
 def parse_url_prefix(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not _URL_PREFIX_PATTERN.match(value):
+    if not isinstance(value, str) or not _URL_PREFIX_PATTERN.fullmatch(value):
         raise ConfigurationError(
             f"{key} must be a path such as '/federation' that starts with '/', "
             f"does not end with '/' and contains only letters, digits and '._~-', got {value!r}."
@@ -355,7 +355,7 @@ class PolicySetting:
 
 
 def parse_policy_name(key: str, name: Any) -> str:
-    if not isinstance(name, str) or not POLICY_NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not POLICY_NAME_PATTERN.fullmatch(name):
         raise ConfigurationError(
             f"{key} has the invalid policy name {name!r}: use 1 to 64 letters, digits or '_.:-', "
             "starting with a letter or digit."
@@ -426,7 +426,7 @@ def parse_storage_uri(key: str, value: Any) -> str:
 
 
 def parse_key_prefix(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not _KEY_PREFIX_PATTERN.match(value):
+    if not isinstance(value, str) or not _KEY_PREFIX_PATTERN.fullmatch(value):
         raise ConfigurationError(f"{key} must be 1 to 64 letters, digits or '_.:-', got {value!r}.")
 
     return value

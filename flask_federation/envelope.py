@@ -42,10 +42,35 @@ def success_response(data: Any, status: int = 200, headers: Mapping[str, str] | 
     return _json_response({"ok": True, "data": data}, status, headers)
 
 
+def _without_credentials(value: Any) -> Any:
+    # Imported here: the audit package imports this module, so a module-level import would be circular.
+    from .audit.redaction import redact_credentials
+
+    if isinstance(value, str):
+        return redact_credentials(value)
+
+    if isinstance(value, Mapping):
+        return {
+            redact_credentials(key) if isinstance(key, str) else key: _without_credentials(item)
+            for key, item in value.items()
+        }
+
+    if isinstance(value, list | tuple):
+        return [_without_credentials(item) for item in value]
+
+    return value
+
+
 def error_body(error: FederationError) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": error.error_code, "message": error.message}
+    """Return the error envelope of ``error``.
+
+    Messages and details can repeat client input, such as a path segment or a field
+    name, so API keys and JWTs in them are redacted. A client that pasted its key
+    into the wrong place must not find it in an error body that gets logged.
+    """
+    body: dict[str, Any] = {"code": error.error_code, "message": _without_credentials(error.message)}
     if error.details is not None:
-        body["details"] = error.details
+        body["details"] = _without_credentials(error.details)
 
     body["request_id"] = get_request_id()
     return {"ok": False, "error": body}

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,7 +22,7 @@ from .config import ConfigurationError, load_settings
 from .context import request_state
 from .database_errors import OUTAGE_LOG as DATABASE_OUTAGE_LOG
 from .envelope import error_response
-from .errors import FederationDisabled, from_http_exception
+from .errors import FederationDisabled, FederationError, NotFound, from_http_exception
 from .idempotency import COMPONENT as IDEMPOTENCY_COMPONENT
 from .idempotency import build_store as build_idempotency_store
 from .idempotency.side_effects import track_database_writes
@@ -142,6 +142,27 @@ def _under_prefix(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
+def _routing_error(prefix: str) -> FederationError | None:
+    """Return the federation error of the request's routing failure, or None when routing succeeded."""
+    routing_error = request.routing_exception
+    routes = f"The routes are listed in {prefix}/openapi.json."
+    if isinstance(routing_error, RequestRedirect):
+        if "//" not in request.path:
+            return None
+
+        # Werkzeug would respond with a 308 to the merged path and an HTML body, outside the envelope.
+        return NotFound(f"No federation route matches this path as sent. Send it without repeated slashes. {routes}")
+
+    if routing_error is None:
+        return None
+
+    error = from_http_exception(routing_error)
+    if error.error_code == NotFound.error_code:
+        return NotFound(f"No federation route matches this path. {routes}")
+
+    return error
+
+
 def _before_request() -> Response | None:
     """Answer disabled-API requests and unmatched federation paths with the envelope.
 
@@ -158,11 +179,17 @@ def _before_request() -> Response | None:
     if not settings.enabled:
         return error_response(FederationDisabled())
 
-    routing_error = request.routing_exception
-    if routing_error is not None and not isinstance(routing_error, RequestRedirect):
-        error = from_http_exception(routing_error)
-        audit_hooks.note_error(error)
-        return error_response(error)
+    routing_error = _routing_error(settings.url_prefix)
+    if routing_error is not None:
+        audit_hooks.note_error(routing_error)
+        return error_response(routing_error)
+
+    if request.method == "OPTIONS" and getattr(request.url_rule, "provide_automatic_options", False):
+        # Flask's automatic response is 200 with an empty text/html body, so 204 states plainly that there is none.
+        response = current_app.make_default_options_response()
+        response.status_code = 204
+        del response.headers["Content-Type"]
+        return response
 
     return None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import request
 from marshmallow import Schema
@@ -42,6 +42,11 @@ def _check_nesting(raw: bytes) -> None:
             level -= 1
 
 
+def _reject_constant(name: str) -> NoReturn:
+    # Python's json module accepts NaN, Infinity and -Infinity, which are not JSON (RFC 8259, section 6).
+    raise ValueError(f"{name} is not a JSON number; send a finite number or a string")
+
+
 def read_body() -> bytes:
     """Return the raw body, cached for later readers, or raise 413 past ``FEDERATION_MAX_BODY_BYTES``."""
     limit = get_state().settings.max_body_bytes
@@ -69,7 +74,7 @@ def read_json_object() -> dict[str, Any]:
 
     _check_nesting(raw)
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidJSON(f"The request body is not valid JSON: {error}.") from None
 

@@ -22,7 +22,7 @@ def is_valid_request_id(value: str) -> bool:
     from .audit.redaction import API_KEY_PATTERN
 
     # A client that pastes its API key into the header must not see it echoed into logs.
-    return bool(_SAFE_PATTERN.match(value)) and API_KEY_PATTERN.search(value) is None
+    return bool(_SAFE_PATTERN.fullmatch(value)) and API_KEY_PATTERN.search(value) is None
 
 
 def get_request_id() -> str | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,49 +63,79 @@ class StrictSchema(Schema):
             raise ValidationError(rewritten, data=data) from None
 
 
-def validate_storable_text(value: str) -> None:
-    """Reject text that PostgreSQL cannot store: the NUL character and unpaired UTF-16 surrogates.
+class FullMatch(validate.Regexp):
+    """A ``Regexp`` validator that must match the whole value.
 
-    JSON may carry both (``"\\u0000"``, a lone ``"\\ud800"``). Rejected here, they become a 422
-    instead of a database error, on SQLite as on PostgreSQL.
+    Python's ``$`` also matches before a final newline, so ``re.match`` alone would
+    accept ``"eu-west-1\\n"``. The pattern text stays ECMAScript-compatible for the
+    OpenAPI document, where ``$`` has no such exception.
     """
-    if "\x00" in value:
-        raise ValidationError("Must not contain the NUL character (\\u0000). Remove it.")
 
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError("Must not contain an unpaired UTF-16 surrogate. Send valid Unicode text.") from None
+    def __init__(self, pattern: str, *, error: str) -> None:
+        super().__init__(pattern, error=error)
+        self._full_pattern = re.compile(pattern)
 
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str) or self._full_pattern.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
 
-def is_storable_text(value: str) -> bool:
-    try:
-        validate_storable_text(value)
-    except ValidationError:
-        return False
-
-    return True
+        return value
 
 
-def _validate_storable_document(value: Any, path: str) -> None:
-    # The body is nested at most MAX_JSON_DEPTH levels (request_body.py), so the recursion is bounded.
-    if isinstance(value, str):
-        if not is_storable_text(value):
-            raise ValidationError(f"The string at {path} contains a NUL character or an unpaired surrogate.")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not is_storable_text(str(key)):
-                raise ValidationError(f"A key under {path} contains a NUL character or an unpaired surrogate.")
-            _validate_storable_document(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _validate_storable_document(item, f"{path}[{index}]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unstorable_text_reason(text: str) -> str | None:
+    """Return why the database cannot store ``text``, or None when it can.
+
+    PostgreSQL text and JSONB reject the NUL character, and no UTF-8 encoding
+    can encode an unpaired surrogate, which JSON's ``\\ud800`` escapes can produce.
+    """
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000), which the database cannot store"
+
+    if _SURROGATE.search(text) is not None:
+        return "contains an unpaired surrogate (\\ud800 to \\udfff), which is not valid Unicode text"
+
+    return None
+
+
+def validate_text(value: str) -> None:
+    reason = unstorable_text_reason(value)
+    if reason is not None:
+        raise ValidationError(f"The value {reason}. Remove that character.")
+
+
+def _check_metadata_values(metadata: dict[str, Any]) -> None:
+    # Iterative, so that metadata built in Python (not parsed from a depth-checked body) cannot exhaust the stack.
+    pending: list[tuple[str, Any]] = [("", metadata)]
+    while pending:
+        path, value = pending.pop()
+        reason: str | None = None
+        if isinstance(value, str):
+            reason = unstorable_text_reason(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            reason = "is not a finite number, and JSON has no NaN or infinity"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                key_path = f"{path}[{key!a}]"
+                key_reason = unstorable_text_reason(key) if isinstance(key, str) else None
+                if key_reason is not None:
+                    raise ValidationError(f"The metadata key at {key_path} {key_reason}. Remove that character.")
+
+                pending.append((key_path, item))
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+
+        if reason is not None:
+            raise ValidationError(f"The metadata value at {path} {reason}. Send another value.")
 
 
 def validate_metadata(value: dict[str, Any]) -> None:
-    _validate_storable_document(value, "metadata")
     if len(value) > MAX_METADATA_KEYS:
         raise ValidationError(f"Metadata may have at most {MAX_METADATA_KEYS} keys; it has {len(value)}.")
+
+    _check_metadata_values(value)
 
     size = len(json.dumps(value, separators=(",", ":")).encode())
     if size > MAX_METADATA_BYTES:
@@ -118,10 +151,10 @@ class TenantSchema(StrictSchema):
         attribute="provider.public_id",
         metadata={"description": "Public id of the owning provider, `prv_...`."},
     )
-    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), validate_storable_text])
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), validate_text])
     slug = fields.String(
         required=True,
-        validate=validate.Regexp(
+        validate=FullMatch(
             SLUG_PATTERN,
             error="Slug must be 1 to 63 lowercase letters, digits or hyphens, not starting or ending with a hyphen.",
         ),
@@ -130,7 +163,7 @@ class TenantSchema(StrictSchema):
     status = fields.String(load_default="active", validate=validate.OneOf(TENANT_STATUSES))
     region = fields.String(
         required=True,
-        validate=validate.Regexp(
+        validate=FullMatch(
             REGION_PATTERN, error="Region must be 1 to 32 lowercase letters, digits or hyphens, such as 'eu-west-1'."
         ),
     )
@@ -246,17 +279,28 @@ class DiagnosticsSchema(Schema):
     )
 
 
+def validate_utc_range(value: dt.datetime) -> None:
+    try:
+        value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValidationError("The time falls outside the years 1 to 9999 in UTC. Send a time within that range.") from None
+
+
 class AuditListQuerySchema(StrictSchema):
     action = fields.String(
-        validate=[validate.Length(min=1, max=100), validate_storable_text],
+        validate=[validate.Length(min=1, max=100), validate_text],
         metadata={"description": "Only this action, such as `tenant.read`."},
     )
     outcome = fields.String(validate=validate.OneOf(OUTCOMES))
     since = fields.AwareDateTime(
-        format="iso", metadata={"description": "Only events at or after this ISO 8601 time; needs a timezone."}
+        format="iso",
+        validate=validate_utc_range,
+        metadata={"description": "Only events at or after this ISO 8601 time; needs a timezone."},
     )
     until = fields.AwareDateTime(
-        format="iso", metadata={"description": "Only events before this ISO 8601 time; needs a timezone."}
+        format="iso",
+        validate=validate_utc_range,
+        metadata={"description": "Only events before this ISO 8601 time; needs a timezone."},
     )
     limit = fields.Integer(metadata={"description": "Page size, 1 to the configured maximum (default 100)."})
     cursor = fields.String(

@@ -149,6 +149,8 @@ def record_request_event(response: Response) -> Response:
     if outcome != "success":
         session.rollback()
 
+    # TODO: requests without a valid credential are not rate-limited (a 401 is never counted), yet each
+    # one records an event here: a database write that waits on the lock of the one "anonymous" chain head.
     try:
         _record_with_retry(action, audit, outcome, response.status_code)
     except Exception as error:

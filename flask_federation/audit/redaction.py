@@ -55,6 +55,11 @@ _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
+def redact_credentials(text: str) -> str:
+    """Replace API keys and JWTs in ``text`` with :data:`REDACTED`, leaving everything else as it is."""
+    return _JWT.sub(REDACTED, API_KEY_PATTERN.sub(REDACTED, text))
+
+
 def normalize_key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 

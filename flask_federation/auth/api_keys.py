@@ -76,7 +76,10 @@ def parse_key(key: str) -> ParsedKey:
     """Split ``key`` into its parts, or raise :class:`MalformedKey` when format or checksum is wrong."""
     match = _KEY_PATTERN.match(key) if len(key) <= MAX_KEY_LENGTH else None
     if match is None:
-        raise MalformedKey("The API key is malformed.")
+        raise MalformedKey(
+            "The API key is malformed: a key is ffp_ or ffd_, a 12-character id, an underscore and "
+            f"{SECRET_LENGTH + CHECKSUM_LENGTH} letters or digits. Send the whole key as it was issued."
+        )
 
     prefix, identifier, secret, checksum = match.groups()
     body = f"{prefix}_{identifier}_{secret}"

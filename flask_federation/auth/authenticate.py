@@ -61,6 +61,14 @@ def bearer_token() -> str | None:
             headers=challenge_headers("invalid_request"),
         )
 
+    if "," in token:
+        # WSGI servers join repeated headers with commas, and no API key or token contains one.
+        raise Unauthorized(
+            "The Authorization header has several values, as when it is sent twice. "
+            "Send one Authorization header: 'Bearer <key or token>'.",
+            headers=challenge_headers("invalid_request"),
+        )
+
     return token.strip()
 
 
@@ -100,7 +108,10 @@ def authenticate(audience: Audience) -> Principal:
         principal = authenticate_api_key(token, audience)
     else:
         if oidc is None:
-            raise invalid_token("The bearer token is not a valid API key.")
+            raise invalid_token(
+                "The bearer token is not a valid API key, and this server accepts no other tokens. "
+                "Send an API key (ffp_... or ffd_...) issued by the platform."
+            )
 
         principal = oidc.authenticate_bearer(token, audience)
 
@@ -129,7 +140,9 @@ def authenticate_api_key(key: str, audience: Audience) -> Principal:
     ).scalar_one_or_none()
     stored_hash = credential.key_hash if credential is not None else _DUMMY_HASH
     if not hmac.compare_digest(hash_key(key), stored_hash) or credential is None:
-        raise invalid_token("The API key is not valid.")
+        raise invalid_token(
+            "The API key is not valid. Check that it was copied whole, or ask the platform for a new key."
+        )
 
     now = utcnow()
     if credential.revoked_at is not None:

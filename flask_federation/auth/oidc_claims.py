@@ -21,7 +21,7 @@ _SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,128}$")
 def claimed_subject_id(claims: Mapping[str, Any], claim_name: str) -> str | None:
     """Return the public id that ``claims[claim_name]`` holds, or None when it is missing or not a safe string."""
     value = claims.get(claim_name)
-    if isinstance(value, str) and _SAFE_VALUE.match(value):
+    if isinstance(value, str) and _SAFE_VALUE.fullmatch(value):
         return value
 
     return None
@@ -73,7 +73,7 @@ def token_credential_id(claims: Mapping[str, Any], token: str) -> str:
     cannot be turned back into the token.
     """
     jti = claims.get("jti")
-    if isinstance(jti, str) and _SAFE_VALUE.match(jti):
+    if isinstance(jti, str) and _SAFE_VALUE.fullmatch(jti):
         return jti
 
     return "sha256:" + hashlib.sha256(token.encode("ascii", "replace")).hexdigest()[:32]

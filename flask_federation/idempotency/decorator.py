@@ -31,8 +31,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from flask import Response, current_app, request
 
-from ..auth.authenticate import authenticate
-from ..auth.decorators import VIEW_AUDIENCE_ATTRIBUTE
+from ..auth.decorators import auth_requirement
 from ..auth.principal import get_current_principal
 from ..errors import IdempotencyKeyInUse, IdempotencyKeyReused, IdempotencyOutcomeUnknown, ServiceUnavailable
 from ..guard import run_guard
@@ -88,15 +87,17 @@ def _caller_scope(view: Callable[..., Any], scope: Callable[[], str] | None) -> 
 
     principal = get_current_principal()
     if principal is None:
-        audience = getattr(view, VIEW_AUDIENCE_ATTRIBUTE, None)
-        if audience is None:
+        requirement = auth_requirement(view)
+        if requirement is None:
             raise RuntimeError(
                 f"with_idempotency_required on endpoint {request.endpoint!r} has no caller to scope keys by. "
                 "Stack it with with_provider_auth or with_developer_auth, or pass scope= a function "
                 "that returns a stable id of the authenticated caller."
             )
 
-        principal = authenticate(audience)
+        # Check the entitlements too, not only the credential: a stored response must not be
+        # replayed to a caller that the auth decorator inside would reject with 403.
+        principal = requirement.enforce()
 
     return f"{principal.audience.value}:{principal.subject_id}"
 

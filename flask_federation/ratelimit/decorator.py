@@ -99,7 +99,7 @@ def _build_spec(
     route_policy = None
     if limit is not None:
         policy_name = name if name is not None else view.__name__
-        if not POLICY_NAME_PATTERN.match(policy_name):
+        if not POLICY_NAME_PATTERN.fullmatch(policy_name):
             raise ConfigurationError(
                 f"{where}: {policy_name!r} cannot name a policy in the RateLimit header fields. "
                 "Pass name= with 1 to 64 letters, digits or '_.:-'."

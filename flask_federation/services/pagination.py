@@ -20,6 +20,9 @@ T = TypeVar("T")
 
 _SALT = "flask-federation.cursor.v1"
 
+# Row ids are positive, and PostgreSQL rejects a query parameter beyond 64 bits with an error.
+_MAX_ROW_ID = 2**63 - 1
+
 
 def _serializer() -> URLSafeSerializer:
     secret = get_state().settings.cursor_secret or current_app.config.get("SECRET_KEY")
@@ -50,10 +53,15 @@ def decode_cursor(cursor: str, subject: str, filters: Mapping[str, Any]) -> tupl
         payload = _serializer().loads(cursor)
         binding, created_at, row_id = payload
         position = dt.datetime.fromisoformat(created_at)
-    except (BadSignature, ValueError, TypeError):
+        if position.tzinfo is None:
+            raise InvalidCursor()
+
+        # The query compares in UTC; a time near year 1 or 9999 would overflow there with a 500.
+        position = position.astimezone(dt.UTC)
+    except (BadSignature, ValueError, TypeError, OverflowError):
         raise InvalidCursor() from None
 
-    if binding != _binding(subject, filters) or not isinstance(row_id, int) or position.tzinfo is None:
+    if binding != _binding(subject, filters) or not isinstance(row_id, int) or not 0 < row_id <= _MAX_ROW_ID:
         raise InvalidCursor()
 
     return position, row_id

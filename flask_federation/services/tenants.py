@@ -14,7 +14,7 @@ from ..auth.principal import Principal
 from ..entitlements import TENANTS_READ, TENANTS_WRITE, Audience
 from ..errors import NotFound
 from ..models import Provider, Tenant
-from ..schemas import TenantSchema, is_storable_text
+from ..schemas import TenantSchema, unstorable_text_reason
 from ..state import get_state
 from .access import require
 from .pagination import fetch_keyset_page, resolve_page_size
@@ -26,9 +26,14 @@ class TenantPage:
     next_cursor: str | None
 
 
+#: Maximum length of the part of a requested tenant id that an error message repeats; real ids have 24 characters.
+_MAX_ECHOED_ID_LENGTH = 64
+
+
 def _not_found(tenant_id: str) -> NotFound:
     # The same error for a missing tenant and another provider's tenant, so ids cannot be probed.
-    return NotFound(f"Tenant {tenant_id!r} was not found.")
+    shown = tenant_id if len(tenant_id) <= _MAX_ECHOED_ID_LENGTH else tenant_id[:_MAX_ECHOED_ID_LENGTH] + "..."
+    return NotFound(f"Tenant {shown!r} was not found. List your tenants to find its id.")
 
 
 def list_tenants(
@@ -62,8 +67,8 @@ def list_tenants(
 
 
 def _find_tenant(principal: Principal, tenant_id: str) -> Tenant:
-    if not is_storable_text(tenant_id):
-        # No stored id contains a NUL character, and PostgreSQL rejects one in a query parameter.
+    if unstorable_text_reason(tenant_id) is not None:
+        # No stored id contains such a character, and PostgreSQL rejects a NUL even as a query parameter.
         raise _not_found(tenant_id)
 
     tenant = (

@@ -383,6 +383,17 @@ def test_decorator_outside_auth_authenticates(client: Any, world: World, host: H
     assert host.calls["outer"] == 2
 
 
+def test_replay_outside_auth_checks_entitlements(client: Any, world: World, host: HostRoutes) -> None:
+    # The stored response of a write must not reach a credential of the same provider that lacks the
+    # write entitlement, even when it repeats the key and the request exactly.
+    first = client.post("/host/outer", headers=_headers(world.key_a, "k"))
+    read_only = client.post("/host/outer", headers=_headers(world.key_a_read_only, "k"))
+    assert first.status_code == 201
+    assert read_only.status_code == 403
+    assert read_only.json["error"]["code"] == "forbidden"
+    assert "Idempotent-Replayed" not in read_only.headers
+
+
 def test_forbidden_inside_does_not_burn_key(client: Any, world: World, host: HostRoutes) -> None:
     key_a_write = admin.issue_key(world.provider_a.public_id, ["tenants:write"]).key
     denied = client.post("/host/outer", headers=_headers(world.key_a_read_only, "k"))
