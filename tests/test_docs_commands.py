@@ -81,6 +81,8 @@ REGISTRY: dict[str, Exercised] = {
     'curl -H "Authorization: Bearer $PROVIDER_KEY" http://127.0.0.1:5000/reports': Exercised(HERE),
     'curl -H "Authorization: Bearer $PROVIDER_KEY" http://127.0.0.1:5000/federation/provider/v1/tenants': Exercised(HERE),
     "bash examples/run-demo.sh": Exercised("tests/test_docs_commands.py::test_run_demo_serves_seeded_app"),
+    # The demo test sets PORT to a free port, which is what this variant of the command does.
+    "PORT=5055 bash examples/run-demo.sh": Exercised("tests/test_docs_commands.py::test_run_demo_serves_seeded_app"),
     "bash scripts/test.sh": Exercised(CI),
     # docs/index.md
     ".venv/bin/mkdocs build --strict": Exercised(CI),
