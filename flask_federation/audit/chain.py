@@ -128,10 +128,20 @@ def _ensure_head(session: Session, chain: str) -> None:
 
 
 def lock_head(session: Session, chain: str) -> AuditChain:
-    """Return the chain's head row, locked until the transaction ends (``SELECT ... FOR UPDATE``)."""
-    _ensure_head(session, chain)
+    """Return the chain's head row, locked until the transaction ends (``SELECT ... FOR UPDATE``).
+
+    Outside SQLite the locking SELECT runs first, so appending to an existing chain,
+    the usual case, costs one statement here; the head is created only when it is missing.
+    """
     query = select(AuditChain).where(AuditChain.chain == chain).with_for_update()
-    return session.execute(query.execution_options(populate_existing=True)).scalar_one()
+    query = query.execution_options(populate_existing=True)
+    if session.get_bind().dialect.name != "sqlite":
+        head = session.execute(query).scalar_one_or_none()
+        if head is not None:
+            return head
+
+    _ensure_head(session, chain)
+    return session.execute(query).scalar_one()
 
 
 def append_event(session: Session, fields: Mapping[str, Any], hmac_key: str | None) -> AuditEvent:
