@@ -31,9 +31,10 @@ def test_authenticated_read_statement_count(client: Any, world: World, count_sta
 
     assert client.get(path, headers=bearer(world.key_a)).status_code == 200
 
-    # The key and its provider, the tenant, and the audit event: lock the chain head, update it, insert the event.
-    # SQLite first creates the head if missing, which also takes its write lock.
-    expected = 6 if get_state().db.engine.dialect.name == "sqlite" else 5
+    # The key and its provider, the tenant, then the audit event. PostgreSQL locks the chain head and
+    # inserts the event with the head update as a CTE. SQLite first creates the head if missing, which
+    # takes its write lock, then locks, updates and inserts in separate statements.
+    expected = 6 if get_state().db.engine.dialect.name == "sqlite" else 4
     assert len(count_statements.statements) <= expected, count_statements.statements
     assert len(credential_lookups(count_statements)) == 1
 

@@ -16,10 +16,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..models import AuditChain, AuditEvent, utcnow
 from ..models.audit import GENESIS_HASH
@@ -144,30 +145,46 @@ def lock_head(session: Session, chain: str) -> AuditChain:
     return session.execute(query).scalar_one()
 
 
-def append_event(session: Session, fields: Mapping[str, Any], hmac_key: str | None) -> AuditEvent:
-    """Add an event at the end of its chain and flush it, without committing.
+def append_event(session: Session, fields: Mapping[str, Any], hmac_key: str | None) -> dict[str, Any]:
+    """Add an event at the end of its chain, without committing, and return its stored fields.
 
     ``fields`` are the serialised event fields plus ``chain``. This function sets
     ``occurred_at``, ``sequence``, ``prev_hash`` and ``hash`` under the chain's
     lock, so time and sequence increase together within a chain. The lock is held
     until the caller's transaction ends.
+
+    The event and the new head are written with Core statements rather than an ORM
+    flush, which costs more CPU than the write itself; on PostgreSQL they are one
+    statement, the head update running as a CTE of the insert.
     """
     chain = str(fields["chain"])
     head = lock_head(session, chain)
     values = dict(fields)
     values.update(occurred_at=utcnow(), sequence=head.last_sequence + 1, prev_hash=head.last_hash)
     values["hash"] = event_hash(values, hmac_key)
-    event = AuditEvent(**values)
-    session.add(event)
-    head.last_sequence = values["sequence"]
-    head.last_hash = values["hash"]
-    session.flush()
-    return event
+    advance = (
+        update(AuditChain)
+        .where(AuditChain.chain == chain)
+        .values(last_sequence=values["sequence"], last_hash=values["hash"])
+        .execution_options(synchronize_session=False)
+    )
+    insert_event = insert(AuditEvent).values(values)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(insert_event.add_cte(advance.cte("advance_head")))
+    else:
+        session.execute(advance)
+        session.execute(insert_event)
+
+    # The head in the identity map now matches the row, so a later lock_head in this session reads no stale state.
+    set_committed_value(head, "last_sequence", values["sequence"])
+    set_committed_value(head, "last_hash", values["hash"])
+    return values
 
 
-def event_to_dict(event: AuditEvent) -> dict[str, Any]:
-    """Return a stored event as JSON-ready data: every hashed field, then its hash."""
-    data = event_fields(event)
-    data["occurred_at"] = format_timestamp(event.occurred_at)
-    data["hash"] = event.hash
+def event_to_dict(event: AuditEvent | Mapping[str, Any]) -> dict[str, Any]:
+    """Return a stored event, or the fields that :func:`append_event` stored, as JSON-ready data: every hashed field, then its hash."""
+    fields = event if isinstance(event, Mapping) else {**event_fields(event), "hash": event.hash}
+    data = {name: fields[name] for name in HASHED_FIELDS}
+    data["occurred_at"] = format_timestamp(fields["occurred_at"])
+    data["hash"] = fields["hash"]
     return data
