@@ -14,9 +14,9 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -145,6 +145,22 @@ def lock_head(session: Session, chain: str) -> AuditChain:
     return session.execute(query).scalar_one()
 
 
+_EVENTS = cast(Table, AuditEvent.__table__)
+_CHAINS = cast(Table, AuditChain.__table__)
+_ADVANCE_HEAD = (
+    update(_CHAINS)
+    .where(_CHAINS.c.chain == bindparam("head_chain"))
+    .values(last_sequence=bindparam("head_sequence"), last_hash=bindparam("head_hash"))
+)
+_EVENT_COLUMNS = tuple(column.name for column in _EVENTS.columns if column.name != "id")
+# Parameters are named event_<column> so that no key matches a column of the head, which
+# would add that column to the head UPDATE's SET clause.
+_INSERT_EVENT = insert(_EVENTS).values(
+    {name: bindparam(f"event_{name}", type_=_EVENTS.c[name].type) for name in _EVENT_COLUMNS}
+)
+_INSERT_EVENT_ADVANCING_HEAD = _INSERT_EVENT.add_cte(_ADVANCE_HEAD.cte("advance_head"))
+
+
 def append_event(session: Session, fields: Mapping[str, Any], hmac_key: str | None) -> dict[str, Any]:
     """Add an event at the end of its chain, without committing, and return its stored fields.
 
@@ -153,27 +169,22 @@ def append_event(session: Session, fields: Mapping[str, Any], hmac_key: str | No
     lock, so time and sequence increase together within a chain. The lock is held
     until the caller's transaction ends.
 
-    The event and the new head are written with Core statements rather than an ORM
-    flush, which costs more CPU than the write itself; on PostgreSQL they are one
-    statement, the head update running as a CTE of the insert.
+    The event and the new head are written with prebuilt Core statements: an ORM
+    flush, or building the statement per call, costs more CPU than the write itself.
+    On PostgreSQL they are one statement, the head update running as a CTE of the insert.
     """
     chain = str(fields["chain"])
     head = lock_head(session, chain)
     values = dict(fields)
     values.update(occurred_at=utcnow(), sequence=head.last_sequence + 1, prev_hash=head.last_hash)
     values["hash"] = event_hash(values, hmac_key)
-    advance = (
-        update(AuditChain)
-        .where(AuditChain.chain == chain)
-        .values(last_sequence=values["sequence"], last_hash=values["hash"])
-        .execution_options(synchronize_session=False)
-    )
-    insert_event = insert(AuditEvent).values(values)
+    head_values = {"head_chain": chain, "head_sequence": values["sequence"], "head_hash": values["hash"]}
+    event_values = {f"event_{name}": values[name] for name in _EVENT_COLUMNS}
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(insert_event.add_cte(advance.cte("advance_head")))
+        session.execute(_INSERT_EVENT_ADVANCING_HEAD, {**event_values, **head_values})
     else:
-        session.execute(advance)
-        session.execute(insert_event)
+        session.execute(_ADVANCE_HEAD, head_values)
+        session.execute(_INSERT_EVENT, event_values)
 
     # The head in the identity map now matches the row, so a later lock_head in this session reads no stale state.
     set_committed_value(head, "last_sequence", values["sequence"])
