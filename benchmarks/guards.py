@@ -31,7 +31,7 @@ from werkzeug.test import EnvironBuilder
 
 from .apps import VARIANTS, create_app
 from .seed import Seed, seed_database
-from .support import WrkResult, gunicorn, private_redis, run_wrk, versions
+from .support import WrkResult, gunicorn, load_average, private_redis, run_wrk, versions
 
 DESCRIPTIONS = {
     "bare": "bare Flask + Flask-SQLAlchemy",
@@ -194,6 +194,7 @@ def main() -> None:
     variants = ["bare", *(variant for variant in arguments.variants if variant != "bare")]
 
     print(versions())
+    print(f"Start: {load_average()}")
     with private_redis() as redis_url:
         seed = seed_database(arguments.database_url)
         if not arguments.skip_http:
@@ -210,6 +211,8 @@ def main() -> None:
                 f"median of {arguments.rounds} rounds\n"
             )
             print_in_process_table(in_process)
+
+    print(f"\nEnd: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,12 @@ def versions() -> str:
     return ", ".join(parts)
 
 
+def load_average() -> str:
+    """Return the 1-, 5- and 15-minute load averages, to print beside results measured on a shared machine."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
 def wait_until(check: object, timeout: float, what: str) -> None:
     """Call ``check`` until it returns true; raise naming ``what`` after ``timeout`` seconds."""
     assert callable(check)
@@ -171,7 +177,9 @@ class WrkResult:
     socket_errors: int
 
 
-# wrk's own options cannot cap the request count, so this script stops each thread after its share.
+# wrk's own options cannot cap the request count, so this script stops each thread after its share. wrk
+# itself still runs until its duration ends, holding connections that sync workers wait on, so callers
+# size the duration to end first and keep the cap as a safety bound.
 _WRK_SCRIPT = """
 local limit = tonumber(os.getenv("WRK_MAX_REQUESTS_PER_THREAD"))
 local done = 0
