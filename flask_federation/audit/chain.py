@@ -20,7 +20,6 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from ..models import AuditChain, AuditEvent, utcnow
 from ..models.audit import GENESIS_HASH
@@ -128,23 +127,6 @@ def _ensure_head(session: Session, chain: str) -> None:
             pass  # Another writer created it; the lock below waits for that writer.
 
 
-def lock_head(session: Session, chain: str) -> AuditChain:
-    """Return the chain's head row, locked until the transaction ends (``SELECT ... FOR UPDATE``).
-
-    Outside SQLite the locking SELECT runs first, so appending to an existing chain,
-    the usual case, costs one statement here; the head is created only when it is missing.
-    """
-    query = select(AuditChain).where(AuditChain.chain == chain).with_for_update()
-    query = query.execution_options(populate_existing=True)
-    if session.get_bind().dialect.name != "sqlite":
-        head = session.execute(query).scalar_one_or_none()
-        if head is not None:
-            return head
-
-    _ensure_head(session, chain)
-    return session.execute(query).scalar_one()
-
-
 _EVENTS = cast(Table, AuditEvent.__table__)
 _CHAINS = cast(Table, AuditChain.__table__)
 _ADVANCE_HEAD = (
@@ -159,6 +141,31 @@ _INSERT_EVENT = insert(_EVENTS).values(
     {name: bindparam(f"event_{name}", type_=_EVENTS.c[name].type) for name in _EVENT_COLUMNS}
 )
 _INSERT_EVENT_ADVANCING_HEAD = _INSERT_EVENT.add_cte(_ADVANCE_HEAD.cte("advance_head"))
+_LOCK_HEAD = select(_CHAINS.c.last_sequence, _CHAINS.c.last_hash).where(_CHAINS.c.chain == bindparam("head_chain")).with_for_update()
+
+
+def lock_head(session: Session, chain: str) -> AuditChain:
+    """Return the chain's head row, locked until the transaction ends (``SELECT ... FOR UPDATE``)."""
+    _ensure_head(session, chain)
+    query = select(AuditChain).where(AuditChain.chain == chain).with_for_update()
+    return session.execute(query.execution_options(populate_existing=True)).scalar_one()
+
+
+def _lock_head_position(session: Session, chain: str) -> tuple[int, str]:
+    """Lock the chain's head until the transaction ends and return its last sequence and hash.
+
+    Outside SQLite the locking SELECT runs first, so appending to an existing chain,
+    the usual case, costs one statement here; the head is created only when it is missing.
+    """
+    parameters = {"head_chain": chain}
+    if session.get_bind().dialect.name != "sqlite":
+        row = session.execute(_LOCK_HEAD, parameters).one_or_none()
+        if row is not None:
+            return int(row.last_sequence), str(row.last_hash)
+
+    _ensure_head(session, chain)
+    row = session.execute(_LOCK_HEAD, parameters).one()
+    return int(row.last_sequence), str(row.last_hash)
 
 
 def append_event(session: Session, fields: Mapping[str, Any], hmac_key: str | None) -> dict[str, Any]:
@@ -174,9 +181,9 @@ def append_event(session: Session, fields: Mapping[str, Any], hmac_key: str | No
     On PostgreSQL they are one statement, the head update running as a CTE of the insert.
     """
     chain = str(fields["chain"])
-    head = lock_head(session, chain)
+    last_sequence, last_hash = _lock_head_position(session, chain)
     values = dict(fields)
-    values.update(occurred_at=utcnow(), sequence=head.last_sequence + 1, prev_hash=head.last_hash)
+    values.update(occurred_at=utcnow(), sequence=last_sequence + 1, prev_hash=last_hash)
     values["hash"] = event_hash(values, hmac_key)
     head_values = {"head_chain": chain, "head_sequence": values["sequence"], "head_hash": values["hash"]}
     event_values = {f"event_{name}": values[name] for name in _EVENT_COLUMNS}
@@ -186,9 +193,6 @@ def append_event(session: Session, fields: Mapping[str, Any], hmac_key: str | No
         session.execute(_ADVANCE_HEAD, head_values)
         session.execute(_INSERT_EVENT, event_values)
 
-    # The head in the identity map now matches the row, so a later lock_head in this session reads no stale state.
-    set_committed_value(head, "last_sequence", values["sequence"])
-    set_committed_value(head, "last_hash", values["hash"])
     return values
 
 
