@@ -9,7 +9,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import redis
@@ -113,3 +113,55 @@ def _wait_for_ping(url: str) -> None:
                 time.sleep(0.05)
     finally:
         client.close()
+
+
+class RedisCommandLog:
+    """The top-level commands a Redis server receives, read from ``MONITOR`` in a thread.
+
+    Commands that a script runs inside Redis are left out: only the client's own
+    commands are round trips. ``ECHO`` markers tell when every earlier command has been seen.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._client = redis.Redis.from_url(url)
+        self._marker_client = redis.Redis.from_url(url)
+        self._commands: list[str] = []
+        self._markers: set[str] = set()
+        self._condition = threading.Condition()
+        self._monitor = self._client.monitor()
+        self._monitor.__enter__()
+        threading.Thread(target=self._listen, name="redis-monitor", daemon=True).start()
+
+    def _listen(self) -> None:
+        try:
+            for command in self._monitor.listen():
+                text = str(command["command"])
+                with self._condition:
+                    if text.startswith("ECHO marker-"):
+                        self._markers.add(text.removeprefix("ECHO "))
+                        self._condition.notify_all()
+                    elif command.get("client_type") != "lua":
+                        self._commands.append(text)
+        except (redis.ConnectionError, ValueError):
+            return  # The server stopped or the monitor was closed.
+
+    def _sync(self) -> None:
+        marker = f"marker-{time.monotonic_ns()}"
+        self._marker_client.echo(marker)
+        with self._condition:
+            assert self._condition.wait_for(lambda: marker in self._markers, timeout=10), "MONITOR lost a marker"
+
+    def commands_during(self, action: Callable[[], object]) -> list[str]:
+        """Run ``action`` and return the commands that arrived meanwhile, such as ``EVALSHA <sha> 2 key ...``."""
+        self._sync()
+        with self._condition:
+            self._commands.clear()
+
+        action()
+        self._sync()
+        with self._condition:
+            return list(self._commands)
+
+    def close(self) -> None:
+        self._marker_client.close()
+        self._client.close()

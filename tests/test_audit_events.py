@@ -320,7 +320,7 @@ def _fail_audit_inserts(app: Flask) -> Any:
     """Make every INSERT into the audit table fail, as a full disk or a dropped table would."""
 
     def fail(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO FEDERATION_AUDIT_EVENTS"):
+        if "INSERT INTO FEDERATION_AUDIT_EVENTS" in statement.upper():
             raise RuntimeError("injected audit failure")
 
     engine = get_state(app).db.engine

@@ -32,7 +32,7 @@ def failing_audit(app: Flask) -> Iterator[None]:
     """Make every INSERT into the audit table fail while the test runs."""
 
     def fail(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO FEDERATION_AUDIT_EVENTS"):
+        if "INSERT INTO FEDERATION_AUDIT_EVENTS" in statement.upper():
             raise RuntimeError("injected audit failure")
 
     engine = get_state(app).db.engine

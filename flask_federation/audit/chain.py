@@ -14,9 +14,9 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -127,6 +127,23 @@ def _ensure_head(session: Session, chain: str) -> None:
             pass  # Another writer created it; the lock below waits for that writer.
 
 
+_EVENTS = cast(Table, AuditEvent.__table__)
+_CHAINS = cast(Table, AuditChain.__table__)
+_ADVANCE_HEAD = (
+    update(_CHAINS)
+    .where(_CHAINS.c.chain == bindparam("head_chain"))
+    .values(last_sequence=bindparam("head_sequence"), last_hash=bindparam("head_hash"))
+)
+_EVENT_COLUMNS = tuple(column.name for column in _EVENTS.columns if column.name != "id")
+# Parameters are named event_<column> so that no key matches a column of the head, which
+# would add that column to the head UPDATE's SET clause.
+_INSERT_EVENT = insert(_EVENTS).values(
+    {name: bindparam(f"event_{name}", type_=_EVENTS.c[name].type) for name in _EVENT_COLUMNS}
+)
+_INSERT_EVENT_ADVANCING_HEAD = _INSERT_EVENT.add_cte(_ADVANCE_HEAD.cte("advance_head"))
+_LOCK_HEAD = select(_CHAINS.c.last_sequence, _CHAINS.c.last_hash).where(_CHAINS.c.chain == bindparam("head_chain")).with_for_update()
+
+
 def lock_head(session: Session, chain: str) -> AuditChain:
     """Return the chain's head row, locked until the transaction ends (``SELECT ... FOR UPDATE``)."""
     _ensure_head(session, chain)
@@ -134,30 +151,55 @@ def lock_head(session: Session, chain: str) -> AuditChain:
     return session.execute(query.execution_options(populate_existing=True)).scalar_one()
 
 
-def append_event(session: Session, fields: Mapping[str, Any], hmac_key: str | None) -> AuditEvent:
-    """Add an event at the end of its chain and flush it, without committing.
+def _lock_head_position(session: Session, chain: str) -> tuple[int, str]:
+    """Lock the chain's head until the transaction ends and return its last sequence and hash.
+
+    Outside SQLite the locking SELECT runs first, so appending to an existing chain,
+    the usual case, costs one statement here; the head is created only when it is missing.
+    """
+    parameters = {"head_chain": chain}
+    if session.get_bind().dialect.name != "sqlite":
+        row = session.execute(_LOCK_HEAD, parameters).one_or_none()
+        if row is not None:
+            return int(row.last_sequence), str(row.last_hash)
+
+    _ensure_head(session, chain)
+    row = session.execute(_LOCK_HEAD, parameters).one()
+    return int(row.last_sequence), str(row.last_hash)
+
+
+def append_event(session: Session, fields: Mapping[str, Any], hmac_key: str | None) -> dict[str, Any]:
+    """Add an event at the end of its chain, without committing, and return its stored fields.
 
     ``fields`` are the serialised event fields plus ``chain``. This function sets
     ``occurred_at``, ``sequence``, ``prev_hash`` and ``hash`` under the chain's
     lock, so time and sequence increase together within a chain. The lock is held
     until the caller's transaction ends.
+
+    The event and the new head are written with prebuilt Core statements: an ORM
+    flush, or building the statement per call, costs more CPU than the write itself.
+    On PostgreSQL they are one statement, the head update running as a CTE of the insert.
     """
     chain = str(fields["chain"])
-    head = lock_head(session, chain)
+    last_sequence, last_hash = _lock_head_position(session, chain)
     values = dict(fields)
-    values.update(occurred_at=utcnow(), sequence=head.last_sequence + 1, prev_hash=head.last_hash)
+    values.update(occurred_at=utcnow(), sequence=last_sequence + 1, prev_hash=last_hash)
     values["hash"] = event_hash(values, hmac_key)
-    event = AuditEvent(**values)
-    session.add(event)
-    head.last_sequence = values["sequence"]
-    head.last_hash = values["hash"]
-    session.flush()
-    return event
+    head_values = {"head_chain": chain, "head_sequence": values["sequence"], "head_hash": values["hash"]}
+    event_values = {f"event_{name}": values[name] for name in _EVENT_COLUMNS}
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_INSERT_EVENT_ADVANCING_HEAD, {**event_values, **head_values})
+    else:
+        session.execute(_ADVANCE_HEAD, head_values)
+        session.execute(_INSERT_EVENT, event_values)
+
+    return values
 
 
-def event_to_dict(event: AuditEvent) -> dict[str, Any]:
-    """Return a stored event as JSON-ready data: every hashed field, then its hash."""
-    data = event_fields(event)
-    data["occurred_at"] = format_timestamp(event.occurred_at)
-    data["hash"] = event.hash
+def event_to_dict(event: AuditEvent | Mapping[str, Any]) -> dict[str, Any]:
+    """Return a stored event, or the fields that :func:`append_event` stored, as JSON-ready data: every hashed field, then its hash."""
+    fields = event if isinstance(event, Mapping) else {**event_fields(event), "hash": event.hash}
+    data = {name: fields[name] for name in HASHED_FIELDS}
+    data["occurred_at"] = format_timestamp(fields["occurred_at"])
+    data["hash"] = fields["hash"]
     return data

@@ -153,8 +153,7 @@ def record(
     if isinstance(session, scoped_session):
         session = session()  # The request's own Session, which carries the transaction state.
 
-    row = append_event(session, stored, settings.hmac_key)
-    payload = event_to_dict(row)
+    payload = event_to_dict(append_event(session, stored, settings.hmac_key))
     request_audit = current_request_audit(create=True)
     if request_audit is not None:
         request_audit.event_state = PENDING

@@ -97,15 +97,24 @@ class SqlIdempotencyStore:
                 pass
 
             row = self._run(lambda engine: self._select(engine, lookup_key))
-            if row is not None:
-                return _record(row)
+            if row is None:
+                continue  # Released since the insert failed: claim again.
+
+            if row.expires_at <= now:
+                # Lazy purge, only when a record blocks the claim: an expired record does not hold the key.
+                self._run(lambda engine: self._execute_write(engine, self._expired(lookup_key, now)))
+                continue
+
+            return _record(row)
 
         raise StoreUnavailable(f"The idempotency key was claimed and released {_CLAIM_ATTEMPTS} times during one claim.")
 
+    @staticmethod
+    def _expired(lookup_key: str, now: dt.datetime) -> Any:
+        return delete(_TABLE).where(_TABLE.c.lookup_key == lookup_key, _TABLE.c.expires_at <= now)
+
     def _insert_claim(self, engine: Engine, lookup_key: str, fingerprint: str, owner: str, now: dt.datetime) -> None:
         with engine.begin() as connection:
-            # Lazy purge: an expired record of this key must not block the new claim.
-            connection.execute(delete(_TABLE).where(_TABLE.c.lookup_key == lookup_key, _TABLE.c.expires_at <= now))
             connection.execute(
                 insert(_TABLE).values(
                     lookup_key=lookup_key,
