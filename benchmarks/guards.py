@@ -141,31 +141,33 @@ def run_in_process(
     return results
 
 
-def _ratios(values: dict[str, list[float]]) -> dict[str, float]:
-    """Return each variant's median over the rounds of its throughput divided by bare Flask's in the same round."""
+def _ratios(values: dict[str, list[float]]) -> dict[str, str]:
+    """Return each variant's throughput divided by bare Flask's in the same round: the median and the range over rounds."""
     bare = values["bare"]
-    return {
-        variant: statistics.median(value / base for value, base in zip(series, bare, strict=True))
-        for variant, series in values.items()
-    }
+    ratios = {}
+    for variant, series in values.items():
+        per_round = [value / base for value, base in zip(series, bare, strict=True)]
+        ratios[variant] = f"{statistics.median(per_round):.2f} ({min(per_round):.2f} to {max(per_round):.2f})"
+
+    return ratios
 
 
 def print_http_table(results: dict[str, list[WrkResult]]) -> None:
     ratios = _ratios({variant: [result.requests_per_second for result in series] for variant, series in results.items()})
-    print("| variant | req/s | p50 (ms) | p99 (ms) | ratio to bare |")
+    print("| variant | req/s | p50 (ms) | p99 (ms) | ratio to bare (range) |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for variant, series in results.items():
         print(
             f"| {DESCRIPTIONS[variant]} | {statistics.median(r.requests_per_second for r in series):.0f} "
             f"| {statistics.median(r.p50_ms for r in series):.2f} | {statistics.median(r.p99_ms for r in series):.2f} "
-            f"| {ratios[variant]:.2f} |"
+            f"| {ratios[variant]} |"
         )
 
 
 def print_in_process_table(results: dict[str, list[InProcessResult]]) -> None:
     ratios = _ratios({variant: [result.calls_per_second for result in series] for variant, series in results.items()})
     bare_cpu = statistics.median(result.cpu_ms for result in results["bare"])
-    print("| variant | calls/s | p50 (ms) | p99 (ms) | CPU per call (ms) | CPU added to bare (ms) | ratio to bare |")
+    print("| variant | calls/s | p50 (ms) | p99 (ms) | CPU per call (ms) | CPU added to bare (ms) | ratio to bare (range) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for variant, series in results.items():
         cpu_ms = statistics.median(result.cpu_ms for result in series)
@@ -173,7 +175,7 @@ def print_in_process_table(results: dict[str, list[InProcessResult]]) -> None:
             f"| {DESCRIPTIONS[variant]} | {statistics.median(result.calls_per_second for result in series):.0f} "
             f"| {statistics.median(result.p50_ms for result in series):.3f} "
             f"| {statistics.median(result.p99_ms for result in series):.3f} "
-            f"| {cpu_ms:.3f} | {cpu_ms - bare_cpu:+.3f} | {ratios[variant]:.2f} |"
+            f"| {cpu_ms:.3f} | {cpu_ms - bare_cpu:+.3f} | {ratios[variant]} |"
         )
 
 
