@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 
 class Audience(enum.StrEnum):
-    """Who a credential belongs to: a provider operating tenants, or a third-party developer."""
+    """The owner type of a credential: a provider operating tenants, or a third-party developer."""
 
     PROVIDER = "provider"
     DEVELOPER = "developer"

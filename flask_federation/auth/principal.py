@@ -17,7 +17,7 @@ AUTH_METHOD_OIDC_SESSION = "oidc_session"
 
 @dataclasses.dataclass(frozen=True)
 class Principal:
-    """Who is calling: the audience, the provider or developer, and how it proved it."""
+    """The caller of a request: its audience, its provider or developer, and how it authenticated."""
 
     audience: Audience
     #: Public id of the provider (``prv_...``) or developer (``dev_...``).

@@ -1,4 +1,4 @@
-"""What the platform knows about the calling developer. Usable without HTTP."""
+"""Diagnostics the platform reports to the calling developer. Usable without HTTP."""
 
 from __future__ import annotations
 
