@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
+from flask import Flask
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, text
 
 from flask_federation.models import AuditEvent
@@ -34,3 +38,19 @@ def execute_sql(statement: str, **parameters: Any) -> None:
     session.rollback()
     with get_state().db.engine.begin() as connection:
         connection.execute(text(statement), parameters)
+
+
+@contextlib.contextmanager
+def failing_audit_inserts(app: Flask) -> Iterator[None]:
+    """Make every INSERT into the audit table fail inside the block, as a full disk or a dropped table would."""
+
+    def fail(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "INSERT INTO FEDERATION_AUDIT_EVENTS" in statement.upper():
+            raise RuntimeError("injected audit failure")
+
+    engine = get_state(app).db.engine
+    sa_event.listen(engine, "before_cursor_execute", fail)
+    try:
+        yield
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", fail)

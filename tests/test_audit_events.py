@@ -7,15 +7,13 @@ from typing import Any
 
 import pytest
 from flask import Flask, jsonify
-from sqlalchemy import event as sa_event
 
 from flask_federation import record, signals, with_audit, with_provider_auth
 from flask_federation.audit import annotate
 from flask_federation.errors import Conflict, TooManyRequests
 from flask_federation.guard import run_guard
-from flask_federation.state import get_state
 
-from .audit_support import all_events, only_event
+from .audit_support import all_events, failing_audit_inserts, only_event
 from .conftest import World, bearer
 
 TENANTS = "/federation/provider/v1/tenants"
@@ -316,27 +314,12 @@ def test_failing_receiver_keeps_response(
     assert "audit_event_recorded failed" in caplog.text
 
 
-def _fail_audit_inserts(app: Flask) -> Any:
-    """Make every INSERT into the audit table fail, as a full disk or a dropped table would."""
-
-    def fail(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "INSERT INTO FEDERATION_AUDIT_EVENTS" in statement.upper():
-            raise RuntimeError("injected audit failure")
-
-    engine = get_state(app).db.engine
-    sa_event.listen(engine, "before_cursor_execute", fail)
-    return lambda: sa_event.remove(engine, "before_cursor_execute", fail)
-
-
 def test_failed_audit_keeps_denial(
     app: Flask, world: World, received: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    restore = _fail_audit_inserts(app)
-    try:
+    with failing_audit_inserts(app):
         unauthorized = app.test_client().get(TENANTS)
         forbidden = app.test_client().get(TENANTS, headers=bearer(world.key_a_no_tenants))
-    finally:
-        restore()
     assert unauthorized.status_code == 401
     assert unauthorized.json["error"]["code"] == "unauthorized"
     assert forbidden.status_code == 403
@@ -346,11 +329,8 @@ def test_failed_audit_keeps_denial(
 
 
 def test_failed_audit_fails_success_closed(app: Flask, world: World) -> None:
-    restore = _fail_audit_inserts(app)
-    try:
+    with failing_audit_inserts(app):
         response = app.test_client().get(TENANTS, headers=bearer(world.key_a))
-    finally:
-        restore()
     assert response.status_code == 500
     assert response.json["error"]["code"] == "internal_error"
     assert "items" not in response.get_data(as_text=True)

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from flask import Flask, jsonify
-from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from flask_federation import admin, record, signals, with_audit, with_provider_auth
@@ -17,7 +16,7 @@ from flask_federation.models import Credential, Provider, Tenant
 from flask_federation.state import get_state
 from flask_federation.transaction import transaction
 
-from .audit_support import all_events, only_event
+from .audit_support import all_events, failing_audit_inserts, only_event
 from .conftest import World, bearer
 
 
@@ -29,16 +28,8 @@ def _count(model: Any) -> int:
 
 @pytest.fixture
 def failing_audit(app: Flask) -> Iterator[None]:
-    """Make every INSERT into the audit table fail while the test runs."""
-
-    def fail(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "INSERT INTO FEDERATION_AUDIT_EVENTS" in statement.upper():
-            raise RuntimeError("injected audit failure")
-
-    engine = get_state(app).db.engine
-    sa_event.listen(engine, "before_cursor_execute", fail)
-    yield
-    sa_event.remove(engine, "before_cursor_execute", fail)
+    with failing_audit_inserts(app):
+        yield
 
 
 def test_issue_key_records_event(app: Flask, world: World) -> None:
