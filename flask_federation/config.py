@@ -80,6 +80,9 @@ AUDIT_ENABLED = "FEDERATION_AUDIT_ENABLED"
 AUDIT_REDACT_KEYS = "FEDERATION_AUDIT_REDACT_KEYS"
 AUDIT_HMAC_KEY = "FEDERATION_AUDIT_HMAC_KEY"
 AUDIT_RETENTION_DAYS = "FEDERATION_AUDIT_RETENTION_DAYS"
+AUDIT_BATCH_READS = "FEDERATION_AUDIT_BATCH_READS"
+AUDIT_BATCH_SECONDS = "FEDERATION_AUDIT_BATCH_SECONDS"
+AUDIT_BATCH_LIMIT = "FEDERATION_AUDIT_BATCH_LIMIT"
 
 #: Shortest accepted audit HMAC key; 32 characters of a random hex or base64 key carry at least 128 bits.
 MIN_AUDIT_HMAC_KEY_LENGTH = 32
@@ -716,6 +719,28 @@ SETTINGS: tuple[Setting, ...] = (
         parse_optional_positive_int,
         "Days of audit events that `flask federation audit purge` keeps when run without `--older-than-days`. "
         "Unset: purge needs the option.",
+    ),
+    Setting(
+        AUDIT_BATCH_READS,
+        False,
+        parse_bool,
+        "Write the events of reads, denials and failed requests from a background thread in batches, instead of "
+        "one commit per request. Faster, but such an event is committed up to `FEDERATION_AUDIT_BATCH_SECONDS` "
+        "after its response, carries that time, and is lost if the worker process is killed before then. "
+        "Events of writes always commit with the write.",
+    ),
+    Setting(
+        AUDIT_BATCH_SECONDS,
+        0.1,
+        parse_positive_number,
+        "Longest time a batched audit event waits before it is written.",
+    ),
+    Setting(
+        AUDIT_BATCH_LIMIT,
+        10_000,
+        parse_positive_int,
+        "Batched audit events that may wait per worker process, for instance while the database is down. "
+        "When that many wait, requests write their events themselves again, as without batching.",
     ),
     Setting(
         API_DOCS,

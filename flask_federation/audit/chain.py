@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
@@ -194,6 +194,27 @@ def append_event(session: Session, fields: Mapping[str, Any], hmac_key: str | No
         session.execute(_INSERT_EVENT, event_values)
 
     return values
+
+
+def append_chain_batch(session: Session, chain: str, batch: Sequence[Mapping[str, Any]], hmac_key: str | None) -> list[dict[str, Any]]:
+    """Add several events at the end of ``chain``, in order, under one lock of its head; return their stored fields.
+
+    Like :func:`append_event`, but the head is read and advanced once and the
+    events go in one ``executemany``, so a batch costs three statements whatever its size.
+    """
+    last_sequence, last_hash = _lock_head_position(session, chain)
+    now = utcnow()
+    stored: list[dict[str, Any]] = []
+    for fields in batch:
+        values = dict(fields)
+        values.update(occurred_at=now, sequence=last_sequence + 1, prev_hash=last_hash)
+        values["hash"] = last_hash = event_hash(values, hmac_key)
+        last_sequence = values["sequence"]
+        stored.append(values)
+
+    session.execute(_INSERT_EVENT, [{f"event_{name}": values[name] for name in _EVENT_COLUMNS} for values in stored])
+    session.execute(_ADVANCE_HEAD, {"head_chain": chain, "head_sequence": last_sequence, "head_hash": last_hash})
+    return stored
 
 
 def event_to_dict(event: AuditEvent | Mapping[str, Any]) -> dict[str, Any]:

@@ -21,8 +21,10 @@ from ..envelope import error_response
 from ..errors import FederationError, InternalError
 from ..request_id import get_request_id
 from ..state import EXTENSION_KEY, get_state
+from .batch import current_batch
+from .batch import install as install_batch
 from .context import COMMITTED, PENDING, RequestAudit, current_request_audit
-from .writer import audit_settings, install_settings, record
+from .writer import EventDetails, audit_settings, build_event, install_settings, record
 
 logger = logging.getLogger("flask_federation.audit")
 
@@ -40,6 +42,7 @@ _ATTEMPTS = 3
 def install(app: Flask) -> None:
     """Build the app's audit settings and register the hook that records each request's event."""
     install_settings(app)
+    install_batch(app)
     app.after_request(record_request_event)
 
 
@@ -152,7 +155,7 @@ def record_request_event(response: Response) -> Response:
     # TODO: requests without a valid credential are not rate-limited (a 401 is never counted), yet each
     # one records an event here: a database write that waits on the lock of the one "anonymous" chain head.
     try:
-        _record_with_retry(action, audit, outcome, response.status_code)
+        _record_event(action, audit, outcome, response.status_code)
     except Exception as error:
         session.rollback()
         outage = error if isinstance(error, SQLAlchemyError) and is_database_unavailable(error) else None
@@ -173,21 +176,28 @@ def record_request_event(response: Response) -> Response:
     return response
 
 
-def _record_with_retry(action: str, audit: RequestAudit, outcome: str, status: int) -> None:
+def _record_event(action: str, audit: RequestAudit, outcome: str, status: int) -> None:
+    details: EventDetails = {
+        "kind": audit.kind,
+        "outcome": outcome,
+        "target_type": audit.target_type,
+        "target_id": audit.target_id,
+        "changes": audit.changes if outcome == "success" else None,
+        "result_count": audit.result_count if outcome == "success" else None,
+        "http_status": status,
+        "error_code": audit.error.error_code if audit.error is not None and status >= 400 else None,
+    }
     session = get_state().session
+    batch = current_batch()
+    if batch is not None and (audit.kind == "read" or outcome != "success"):
+        # Whatever the view left in the session commits now, as it would with its event.
+        session.commit()
+        if batch.add(build_event(action, **details)):
+            return
+
     for attempt in range(1, _ATTEMPTS + 1):
         try:
-            record(
-                action,
-                kind=audit.kind,
-                outcome=outcome,
-                target_type=audit.target_type,
-                target_id=audit.target_id,
-                changes=audit.changes if outcome == "success" else None,
-                result_count=audit.result_count if outcome == "success" else None,
-                http_status=status,
-                error_code=audit.error.error_code if audit.error is not None and status >= 400 else None,
-            )
+            record(action, **details)
             session.commit()
             return
         except IntegrityError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from flask import Flask, current_app, has_request_context, request
 from sqlalchemy import event
@@ -82,22 +82,24 @@ class _PendingEvent:
         return False
 
 
-def record(
-    action: str,
-    *,
-    kind: str = "read",
-    outcome: str = "success",
-    target_type: str | None = None,
-    target_id: str | None = None,
-    owner_id: str | None = None,
-    changes: Any = None,
-    result_count: int | None = None,
-    http_status: int | None = None,
-    error_code: str | None = None,
-    principal: Principal | None = None,
-    actor: Actor | None = None,
-) -> dict[str, Any] | None:
-    """Add an audit event to the current SQLAlchemy session and flush it, without committing.
+class EventDetails(TypedDict, total=False):
+    """The keyword arguments of :func:`record`; every one is optional."""
+
+    kind: str
+    outcome: str
+    target_type: str | None
+    target_id: str | None
+    owner_id: str | None
+    changes: Any
+    result_count: int | None
+    http_status: int | None
+    error_code: str | None
+    principal: Principal | None
+    actor: Actor | None
+
+
+def build_event(action: str, **details: Unpack[EventDetails]) -> dict[str, Any]:
+    """Return the redacted fields of a new event, with its ``chain``, ready for :func:`append_event`.
 
     The actor is ``principal``, else ``actor``, else the request's principal, else
     ``anonymous`` inside a request and the system actor outside one. The event
@@ -105,14 +107,11 @@ def record(
     the principal's own id. Request id, client address and user agent come from
     the current request, if any. Every field passes the redaction allow-list.
 
-    Returns the redacted event as the signal will carry it, or None when
-    ``FEDERATION_AUDIT_ENABLED`` is false. Raises ``ValueError`` for an unknown
-    ``kind`` or ``outcome``; database errors propagate, and the caller must roll back.
+    Raises ``ValueError`` for an unknown ``kind`` or ``outcome``.
     """
     settings = audit_settings()
-    if not settings.enabled:
-        return None
-
+    kind = details.get("kind", "read")
+    outcome = details.get("outcome", "success")
     if kind not in KINDS:
         raise ValueError(f"Audit kind must be one of {', '.join(KINDS)}, got {kind!r}.")
 
@@ -125,15 +124,17 @@ def record(
         "action": action,
         "kind": kind,
         "outcome": outcome,
-        "target_type": target_type,
-        "target_id": target_id,
-        "changes": changes,
-        "result_count": result_count,
-        "http_status": http_status,
-        "error_code": error_code,
+        "target_type": details.get("target_type"),
+        "target_id": details.get("target_id"),
+        "changes": details.get("changes"),
+        "result_count": details.get("result_count"),
+        "http_status": details.get("http_status"),
+        "error_code": details.get("error_code"),
     }
     fields.update(_request_fields())
-    principal = principal or (get_current_principal() if actor is None else None)
+    actor = details.get("actor")
+    owner_id = details.get("owner_id")
+    principal = details.get("principal") or (get_current_principal() if actor is None else None)
     if principal is not None:
         fields.update(
             actor_type=principal.audience.value,
@@ -149,6 +150,22 @@ def record(
 
     stored = serialize_event({**fields, "owner_id": owner_id}, settings.redactor)
     stored["chain"] = chain_for_owner(stored["owner_id"], anonymous=stored["actor_type"] == "anonymous")
+    return stored
+
+
+def record(action: str, **details: Unpack[EventDetails]) -> dict[str, Any] | None:
+    """Add an audit event to the current SQLAlchemy session and flush it, without committing.
+
+    :func:`build_event` describes how ``details`` choose the actor and the chain.
+    Returns the redacted event as the signal will carry it, or None when
+    ``FEDERATION_AUDIT_ENABLED`` is false. Database errors propagate, and the
+    caller must roll back.
+    """
+    settings = audit_settings()
+    if not settings.enabled:
+        return None
+
+    stored = build_event(action, **details)
     session = get_state().session
     if isinstance(session, scoped_session):
         session = session()  # The request's own Session, which carries the transaction state.

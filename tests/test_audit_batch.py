@@ -1,0 +1,246 @@
+"""FEDERATION_AUDIT_BATCH_READS: events of reads and failures wait for a background writer, writes never do."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import text
+
+from flask_federation import ConfigurationError, Federation, signals, with_audit
+from flask_federation.audit.batch import AuditBatch, current_batch
+from flask_federation.audit.verify import verify_chains
+from flask_federation.state import get_state
+
+from .audit_support import all_events, events_of_request, failing_audit_inserts, only_event
+from .conftest import World, bearer
+
+TENANTS = "/federation/provider/v1/tenants"
+
+#: Long enough that the background thread never writes during a test that writes by hand.
+NEVER = 3600
+
+
+@pytest.fixture
+def batched_app(make_app: Callable[..., Flask]) -> Any:
+    app = make_app(FEDERATION_AUDIT_BATCH_READS=True, FEDERATION_AUDIT_BATCH_SECONDS=NEVER)
+    with app.app_context():
+        yield app
+
+
+def _batch(app: Flask) -> AuditBatch:
+    batch = current_batch(app)
+    assert batch is not None
+    return batch
+
+
+def _chains_verify() -> None:
+    session = get_state().session
+    session.rollback()
+    report = verify_chains(session, None)
+    session.rollback()
+    assert report.ok, report.problems
+
+
+def test_batching_is_off_by_default(app: Flask, world: World) -> None:
+    assert current_batch(app) is None
+    response = app.test_client().get(TENANTS, headers=bearer(world.key_a))
+    assert only_event(response).outcome == "success"
+
+
+def test_read_event_waits_then_is_written(batched_app: Flask) -> None:
+    world = World()
+    response = batched_app.test_client().get(TENANTS, headers=bearer(world.key_a))
+    assert response.status_code == 200
+    assert events_of_request(response.headers["X-Request-ID"]) == []
+    assert _batch(batched_app).waiting == 1
+
+    assert _batch(batched_app).write() == 1
+    event = only_event(response)
+    assert (event.action, event.kind, event.outcome) == ("tenant.list", "read", "success")
+    assert event.chain == f"provider:{world.provider_a.public_id}"
+    assert event.actor_id == world.provider_a.public_id
+    _chains_verify()
+
+
+def test_write_event_commits_with_the_write(batched_app: Flask) -> None:
+    world = World()
+    response = batched_app.test_client().post(
+        TENANTS,
+        json={"name": "Batched", "slug": "batched", "region": "eu-west-1"},
+        headers={**bearer(world.key_a), "Idempotency-Key": "batch-write-1"},
+    )
+    assert response.status_code == 201
+    assert only_event(response).kind == "write"
+    assert _batch(batched_app).waiting == 0
+
+
+def test_denials_wait_too(batched_app: Flask) -> None:
+    world = World()
+    unauthorized = batched_app.test_client().get(TENANTS)
+    forbidden = batched_app.test_client().get(TENANTS, headers=bearer(world.key_a_no_tenants))
+    assert (unauthorized.status_code, forbidden.status_code) == (401, 403)
+    assert _batch(batched_app).write() == 2
+    assert only_event(unauthorized).chain == "anonymous"
+    assert only_event(forbidden).outcome == "denied"
+    _chains_verify()
+
+
+def test_interleaved_writes_and_batched_reads_keep_the_chain(batched_app: Flask) -> None:
+    world = World()
+    client = batched_app.test_client()
+    for number in range(3):
+        client.get(TENANTS, headers=bearer(world.key_a))
+        client.post(
+            TENANTS,
+            json={"name": f"T{number}", "slug": f"t-{number}", "region": "eu-west-1"},
+            headers={**bearer(world.key_a), "Idempotency-Key": f"interleaved-{number}"},
+        )
+    assert _batch(batched_app).write() == 3
+    chain = f"provider:{world.provider_a.public_id}"
+    sequences = [event.sequence for event in all_events() if event.chain == chain]
+    assert sorted(sequences) == list(range(1, len(sequences) + 1))
+    _chains_verify()
+
+
+def test_background_thread_writes_within_the_interval(make_app: Callable[..., Flask]) -> None:
+    app = make_app(FEDERATION_AUDIT_BATCH_READS=True, FEDERATION_AUDIT_BATCH_SECONDS=0.05)
+    with app.app_context():
+        world = World()
+        response = app.test_client().get(TENANTS, headers=bearer(world.key_a))
+        deadline = time.monotonic() + 10
+        while not events_of_request(response.headers["X-Request-ID"]):
+            assert time.monotonic() < deadline, "the batched event was not written within 10 seconds"
+            time.sleep(0.02)
+        assert only_event(response).outcome == "success"
+
+
+def test_concurrent_requests_leave_gap_free_chains(make_app: Callable[..., Flask]) -> None:
+    app = make_app(FEDERATION_AUDIT_BATCH_READS=True, FEDERATION_AUDIT_BATCH_SECONDS=0.01)
+    with app.app_context():
+        world = World()
+        keys = [world.key_a, world.key_b, world.key_a_read_only, "ffp_unknown"]
+        statuses: list[int] = []
+
+        def send(key: str) -> None:
+            client = app.test_client()
+            for _ in range(15):
+                statuses.append(client.get(TENANTS, headers=bearer(key)).status_code)
+
+        threads = [threading.Thread(target=send, args=(key,)) for key in keys for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        _batch(app).write()
+        assert sorted(set(statuses)) == [200, 401]
+        request_events = [event for event in all_events() if event.action == "tenant.list"]
+        assert len(request_events) == len(statuses) == 120
+        _chains_verify()
+
+
+def test_events_survive_a_failed_write(batched_app: Flask) -> None:
+    world = World()
+    response = batched_app.test_client().get(TENANTS, headers=bearer(world.key_a))
+    batch = _batch(batched_app)
+    with failing_audit_inserts(batched_app), pytest.raises(RuntimeError, match="injected"):
+        batch.write()
+    assert batch.waiting == 1
+    assert events_of_request(response.headers["X-Request-ID"]) == []
+
+    assert batch.write() == 1
+    assert only_event(response).outcome == "success"
+    _chains_verify()
+
+
+def test_full_batch_falls_back_to_inline(make_app: Callable[..., Flask]) -> None:
+    app = make_app(
+        FEDERATION_AUDIT_BATCH_READS=True, FEDERATION_AUDIT_BATCH_SECONDS=NEVER, FEDERATION_AUDIT_BATCH_LIMIT=2
+    )
+    with app.app_context():
+        world = World()
+        responses = [app.test_client().get(TENANTS, headers=bearer(world.key_a)) for _ in range(3)]
+        assert _batch(app).waiting == 2
+        assert [len(events_of_request(response.headers["X-Request-ID"])) for response in responses] == [0, 0, 1]
+
+
+def test_full_batch_during_outage_fails_success_closed(make_app: Callable[..., Flask]) -> None:
+    app = make_app(
+        FEDERATION_AUDIT_BATCH_READS=True, FEDERATION_AUDIT_BATCH_SECONDS=NEVER, FEDERATION_AUDIT_BATCH_LIMIT=1
+    )
+    with app.app_context():
+        world = World()
+        app.test_client().get(TENANTS, headers=bearer(world.key_a))
+        with failing_audit_inserts(app):
+            response = app.test_client().get(TENANTS, headers=bearer(world.key_a))
+        assert response.status_code == 500
+        assert response.json["error"]["code"] == "internal_error"
+
+
+def test_signal_is_sent_once_written(batched_app: Flask) -> None:
+    world = World()
+    received: list[dict[str, Any]] = []
+
+    def receiver(sender: Flask, event: dict[str, Any]) -> None:
+        received.append(event)
+
+    signals.audit_event_recorded.connect(receiver)
+    try:
+        response = batched_app.test_client().get(TENANTS, headers=bearer(world.key_a))
+        assert received == []
+        _batch(batched_app).write()
+    finally:
+        signals.audit_event_recorded.disconnect(receiver)
+    assert [event["event_id"] for event in received] == [only_event(response).event_id]
+    assert received[0]["hash"] == only_event(response).hash
+
+
+def test_close_writes_what_waits_and_then_writes_inline(batched_app: Flask) -> None:
+    world = World()
+    first = batched_app.test_client().get(TENANTS, headers=bearer(world.key_a))
+    batch = _batch(batched_app)
+    batch.close()
+    assert only_event(first).outcome == "success"
+    second = batched_app.test_client().get(TENANTS, headers=bearer(world.key_a))
+    assert only_event(second).outcome == "success"
+    assert batch.waiting == 0
+
+
+def test_read_route_keeps_its_own_changes(batched_app: Flask) -> None:
+    """A host view audited as a read that changes rows still has them committed, as without batching."""
+
+    def touch() -> dict[str, bool]:
+        get_state().session.execute(text("CREATE TABLE IF NOT EXISTS batch_touch (id INTEGER)"))
+        get_state().session.execute(text("INSERT INTO batch_touch (id) VALUES (1)"))
+        return {"touched": True}
+
+    batched_app.add_url_rule("/touch", "touch", with_audit("host.touch")(touch))
+    try:
+        assert batched_app.test_client().get("/touch").status_code == 200
+        with get_state().db.engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM batch_touch")).scalar_one() == 1
+    finally:
+        get_state().session.rollback()
+        with get_state().db.engine.begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS batch_touch"))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("FEDERATION_AUDIT_BATCH_SECONDS", 0),
+        ("FEDERATION_AUDIT_BATCH_SECONDS", "soon"),
+        ("FEDERATION_AUDIT_BATCH_LIMIT", 0),
+        ("FEDERATION_AUDIT_BATCH_READS", "maybe"),
+    ],
+)
+def test_invalid_batch_settings_are_rejected(key: str, value: Any) -> None:
+    app = Flask("batch_settings")
+    app.config.update(SQLALCHEMY_DATABASE_URI="sqlite://", FEDERATION_ENABLED=True, **{key: value})
+
+    with pytest.raises(ConfigurationError, match=key):
+        Federation(app)
