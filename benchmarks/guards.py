@@ -41,6 +41,7 @@ DESCRIPTIONS = {
     "audit": "+ `with_audit` (anonymous chain)",
     "auth_ratelimit": "+ auth + rate limit",
     "full": "full stack: audit + rate limit + auth",
+    "full_batched": "full stack, audit events batched",
     "handmade": "Flask-HTTPAuth + Flask-Limiter (by hand)",
 }
 

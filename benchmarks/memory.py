@@ -69,13 +69,15 @@ def main() -> None:
             report(served)
             # wrk's duration is the bound it keeps exactly, so each chunk's duration is sized from the last rate.
             for target in [arguments.requests * number // arguments.chunks for number in range(1, arguments.chunks + 1)]:
-                seconds = min(arguments.max_seconds, max(5, round((target - served) / rate)))
-                result = run_wrk(url, headers, seconds=seconds, max_requests=2 * (target - served))
-                if result.non_2xx or result.socket_errors:
-                    print(f"warning: {result.non_2xx} non-2xx responses and {result.socket_errors} socket errors in this chunk")
+                # A chunk that falls short, because the rate dropped, is topped up before the report.
+                while served < target:
+                    seconds = min(arguments.max_seconds, max(5, round((target - served) / rate)))
+                    result = run_wrk(url, headers, seconds=seconds, max_requests=2 * (target - served))
+                    if result.non_2xx or result.socket_errors:
+                        print(f"warning: {result.non_2xx} non-2xx responses and {result.socket_errors} socket errors")
 
-                served += result.requests
-                rate = result.requests_per_second
+                    served += result.requests
+                    rate = result.requests_per_second
                 report(served)
     print(f"\nEnd: {load_average()}")
 
