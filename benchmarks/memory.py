@@ -20,6 +20,10 @@ from .seed import seed_database
 from .support import gunicorn, load_average, private_redis, run_wrk, versions
 
 
+#: A request cap that no chunk reaches.
+UNCAPPED = 10**9
+
+
 def resident_kib(pid: int) -> int:
     """Return the resident set size of process ``pid`` in KiB, as ``/proc/<pid>/status`` reports it."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -63,16 +67,18 @@ def main() -> None:
                 print(f"| {served:,} | " + " | ".join(f"{resident_kib(pid) / 1024:.1f}" for pid in pids) + " |", flush=True)
 
             report(0)
-            warm_up = run_wrk(url, headers, seconds=5, max_requests=50_000)
+            warm_up = run_wrk(url, headers, seconds=5, max_requests=UNCAPPED)
             served = warm_up.requests
             rate = warm_up.requests_per_second
             report(served)
             # wrk's duration is the bound it keeps exactly, so each chunk's duration is sized from the last rate.
             for target in [arguments.requests * number // arguments.chunks for number in range(1, arguments.chunks + 1)]:
-                # A chunk that falls short, because the rate dropped, is topped up before the report.
+                # Chunks are bounded by time alone: when wrk stops a thread at a request cap, its idle
+                # connections block sync workers until the worker timeout kills them. A chunk that falls
+                # short because the rate dropped is topped up before the report.
                 while served < target:
                     seconds = min(arguments.max_seconds, max(5, round((target - served) / rate)))
-                    result = run_wrk(url, headers, seconds=seconds, max_requests=2 * (target - served))
+                    result = run_wrk(url, headers, seconds=seconds, max_requests=UNCAPPED)
                     if result.non_2xx or result.socket_errors:
                         print(f"warning: {result.non_2xx} non-2xx responses and {result.socket_errors} socket errors")
 

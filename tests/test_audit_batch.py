@@ -229,6 +229,14 @@ def test_read_route_keeps_its_own_changes(batched_app: Flask) -> None:
             connection.execute(text("DROP TABLE IF EXISTS batch_touch"))
 
 
+def test_in_memory_sqlite_writes_inline(caplog: pytest.LogCaptureFixture) -> None:
+    app = Flask("batch_in_memory")
+    app.config.update(SQLALCHEMY_DATABASE_URI="sqlite://", FEDERATION_ENABLED=True, FEDERATION_AUDIT_BATCH_READS=True)
+    Federation(app)
+    assert current_batch(app) is None
+    assert "FEDERATION_AUDIT_BATCH_READS is ignored" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [

@@ -163,6 +163,15 @@ def install(app: Flask) -> None:
     if not (settings.audit_enabled and settings.audit_batch_reads):
         return
 
+    with app.app_context():
+        url = get_state(app).db.engine.url
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        logger.warning(
+            "FEDERATION_AUDIT_BATCH_READS is ignored: an in-memory SQLite database lives on one connection, "
+            "which the writer thread cannot share. Audit events are written by each request."
+        )
+        return
+
     batch = AuditBatch(
         app,
         interval=settings.audit_batch_seconds,
