@@ -1,8 +1,8 @@
 """Measure the resident memory of gunicorn workers serving the full guard stack, from start-up to 100,000 requests.
 
 gunicorn (two sync workers) serves the ``full`` variant of ``benchmarks/apps.py``
-(audit, rate limit and API-key auth over one tenant read) with PostgreSQL and a
-private redis-server. wrk sends the requests in chunks of about equal size, each bounded by
+(audit, rate limit and API-key auth over one tenant read), or the one ``--variant``
+names, with PostgreSQL and a private redis-server. wrk sends the requests in chunks of about equal size, each bounded by
 its duration; after each chunk the script reads ``VmRSS`` of every worker from
 ``/proc/<pid>/status``.
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .apps import VARIANTS
 from .seed import seed_database
 from .support import gunicorn, load_average, private_redis, run_wrk, versions
-
 
 #: A request cap that no chunk reaches.
 UNCAPPED = 10**9
@@ -38,6 +38,9 @@ def main() -> None:
     parser.add_argument(
         "--database-url", required=True, help="PostgreSQL URL of a database whose federation tables the benchmark may drop."
     )
+    parser.add_argument(
+        "--variant", choices=VARIANTS, default="full", help="Variant of benchmarks/apps.py to serve (default: full)."
+    )
     parser.add_argument("--requests", type=int, default=100_000, help="Requests in total, after a 5-second warm-up.")
     parser.add_argument("--chunks", type=int, default=4, help="How many equal chunks the requests are sent in.")
     parser.add_argument("--max-seconds", type=int, default=1_200, help="Upper bound on each chunk's duration, in seconds.")
@@ -48,7 +51,7 @@ def main() -> None:
     with private_redis() as redis_url:
         seed = seed_database(arguments.database_url)
         environment = {
-            "BENCH_VARIANT": "full",
+            "BENCH_VARIANT": arguments.variant,
             "BENCH_DATABASE_URL": arguments.database_url,
             "BENCH_REDIS_URL": redis_url,
             "BENCH_PROVIDER_PK": str(seed.provider_pk),
