@@ -11,6 +11,8 @@ Variants differ only in what runs around that read:
 - ``audit``: ``with_audit`` alone, so one hash-chained event per request on the anonymous chain.
 - ``auth_ratelimit``: ``with_rate_limit`` over ``with_provider_auth``.
 - ``full``: ``with_audit``, ``with_rate_limit`` and ``with_provider_auth``, stacked like the real read routes.
+- ``full_cached``: ``full`` with ``FEDERATION_CREDENTIAL_CACHE_SECONDS=5``, so a key verified in the last
+  5 seconds (and used in the last minute) skips the credential query.
 - ``handmade``: Flask-HTTPAuth's ``HTTPTokenAuth`` checking the same API key hash in the
   database, and Flask-Limiter's own ``@limiter.limit`` on the same Redis, with its
   rate-limit headers on: the same checks as ``auth_ratelimit``, assembled by hand.
@@ -37,7 +39,10 @@ from flask_federation import Federation, current_principal, with_audit, with_pro
 from flask_federation.auth.api_keys import MalformedKey, hash_key, parse_key
 from flask_federation.models import Credential, Tenant
 
-VARIANTS = ("bare", "extension", "auth", "ratelimit", "audit", "auth_ratelimit", "full", "handmade")
+VARIANTS = ("bare", "extension", "auth", "ratelimit", "audit", "auth_ratelimit", "full", "full_cached", "handmade")
+
+#: Seconds of the API key cache in ``full_cached``.
+CREDENTIAL_CACHE_SECONDS = 5
 
 #: High enough that no benchmark run reaches it, so every variant does the same work per request.
 UNREACHED_LIMIT = "100000000/hour"
@@ -60,13 +65,14 @@ def _base_app(database_url: str) -> tuple[Flask, SQLAlchemy]:
     return app, db
 
 
-def _federation_app(database_url: str, redis_url: str) -> tuple[Flask, SQLAlchemy]:
+def _federation_app(database_url: str, redis_url: str, credential_cache_seconds: float = 0) -> tuple[Flask, SQLAlchemy]:
     app, db = _base_app(database_url)
     app.config.update(
         FEDERATION_ENABLED=True,
         FEDERATION_RATELIMIT_STORAGE_URI=redis_url,
         FEDERATION_PROVIDER_RATE_LIMIT=UNREACHED_LIMIT,
         FEDERATION_ANONYMOUS_RATE_LIMIT=UNREACHED_LIMIT,
+        FEDERATION_CREDENTIAL_CACHE_SECONDS=credential_cache_seconds,
     )
     Federation(app, db)
     return app, db
@@ -127,14 +133,17 @@ def create_app(
 
     if variant == "bare":
         app, db = _base_app(database_url)
+    elif variant == "full_cached":
+        app, db = _federation_app(database_url, redis_url, CREDENTIAL_CACHE_SECONDS)
     else:
         app, db = _federation_app(database_url, redis_url)
 
-    authenticated = variant in ("auth", "auth_ratelimit", "full")
+    full = variant in ("full", "full_cached")
+    authenticated = full or variant in ("auth", "auth_ratelimit")
     guards: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = []
-    if variant in ("audit", "full"):
+    if full or variant == "audit":
         guards.append(with_audit("bench.tenant.read", target_type="tenant", target_id_arg="tenant_id"))
-    if variant in ("ratelimit", "auth_ratelimit", "full"):
+    if full or variant in ("ratelimit", "auth_ratelimit"):
         guards.append(with_rate_limit())
     if authenticated:
         guards.append(with_provider_auth("tenants:read"))

@@ -41,6 +41,7 @@ DESCRIPTIONS = {
     "audit": "+ `with_audit` (anonymous chain)",
     "auth_ratelimit": "+ auth + rate limit",
     "full": "full stack: audit + rate limit + auth",
+    "full_cached": "full stack, API key cache of 5 s",
     "handmade": "Flask-HTTPAuth + Flask-Limiter (by hand)",
 }
 
