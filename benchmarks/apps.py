@@ -12,6 +12,9 @@ Variants differ only in what runs around that read:
 - ``auth_ratelimit``: ``with_rate_limit`` over ``with_provider_auth``.
 - ``full``: ``with_audit``, ``with_rate_limit`` and ``with_provider_auth``, stacked like the real read routes.
 - ``full_batched``: ``full`` with ``FEDERATION_AUDIT_BATCH_READS``, so the audit events are written in batches.
+- ``full_cached``: ``full`` with ``FEDERATION_CREDENTIAL_CACHE_SECONDS=5``, so a key verified in the last
+  5 seconds (and used in the last minute) skips the credential query.
+- ``full_opt_in``: ``full`` with both of those options.
 - ``handmade``: Flask-HTTPAuth's ``HTTPTokenAuth`` checking the same API key hash in the
   database, and Flask-Limiter's own ``@limiter.limit`` on the same Redis, with its
   rate-limit headers on: the same checks as ``auth_ratelimit``, assembled by hand.
@@ -38,7 +41,33 @@ from flask_federation import Federation, current_principal, with_audit, with_pro
 from flask_federation.auth.api_keys import MalformedKey, hash_key, parse_key
 from flask_federation.models import Credential, Tenant
 
-VARIANTS = ("bare", "extension", "auth", "ratelimit", "audit", "auth_ratelimit", "full", "full_batched", "handmade")
+VARIANTS = (
+    "bare",
+    "extension",
+    "auth",
+    "ratelimit",
+    "audit",
+    "auth_ratelimit",
+    "full",
+    "full_batched",
+    "full_cached",
+    "full_opt_in",
+    "handmade",
+)
+
+#: Seconds of the API key cache in ``full_cached`` and ``full_opt_in``.
+CREDENTIAL_CACHE_SECONDS = 5
+
+#: The opt-in settings of each full-stack variant.
+FULL_STACK_SETTINGS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "full_batched": {"FEDERATION_AUDIT_BATCH_READS": True},
+    "full_cached": {"FEDERATION_CREDENTIAL_CACHE_SECONDS": CREDENTIAL_CACHE_SECONDS},
+    "full_opt_in": {
+        "FEDERATION_AUDIT_BATCH_READS": True,
+        "FEDERATION_CREDENTIAL_CACHE_SECONDS": CREDENTIAL_CACHE_SECONDS,
+    },
+}
 
 #: High enough that no benchmark run reaches it, so every variant does the same work per request.
 UNREACHED_LIMIT = "100000000/hour"
@@ -127,12 +156,12 @@ def create_app(
     if variant == "handmade":
         return _handmade_app(database_url, redis_url)
 
-    full_stack = variant.startswith("full")
     if variant == "bare":
         app, db = _base_app(database_url)
     else:
-        app, db = _federation_app(database_url, redis_url, FEDERATION_AUDIT_BATCH_READS=variant == "full_batched")
+        app, db = _federation_app(database_url, redis_url, **FULL_STACK_SETTINGS.get(variant, {}))
 
+    full_stack = variant in FULL_STACK_SETTINGS
     authenticated = variant in ("auth", "auth_ratelimit") or full_stack
     guards: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = []
     if variant == "audit" or full_stack:

@@ -42,6 +42,8 @@ DESCRIPTIONS = {
     "auth_ratelimit": "+ auth + rate limit",
     "full": "full stack: audit + rate limit + auth",
     "full_batched": "full stack, audit events batched",
+    "full_cached": "full stack, API key cache of 5 s",
+    "full_opt_in": "full stack, batched audit and API key cache",
     "handmade": "Flask-HTTPAuth + Flask-Limiter (by hand)",
 }
 

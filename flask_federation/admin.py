@@ -26,6 +26,7 @@ from . import signals
 from .audit import changes_between, record
 from .audit.actors import current_system_actor
 from .auth.api_keys import generate_key, hash_key
+from .auth.credential_cache import evict_cached_credential
 from .entitlements import Audience, validate_entitlements
 from .errors import Conflict, NotFound, ValidationFailed
 from .models import Credential, Developer, Provider, Tenant, utcnow
@@ -284,6 +285,8 @@ def revoke_key(key_id: str) -> Credential:
             changes = changes_between(before, _key_state(credential, owner_id))
         _record_change("key.revoke", "api_key", key_id, owner_id, changes)
 
+    # After the commit, so that a query made after this eviction reads the revocation and cannot cache the key again.
+    evict_cached_credential(Audience(credential.audience), key_id)
     if newly_revoked:
         logger.info("Revoked API key %s", key_id)
         signals.key_revoked.send(
@@ -307,6 +310,7 @@ def set_key_entitlements(key_id: str, entitlements: Iterable[str]) -> Credential
         credential.entitlements = granted
         _record_change("key.update", "api_key", key_id, owner_id, changes_between(before, _key_state(credential, owner_id)))
 
+    evict_cached_credential(Audience(credential.audience), key_id)
     logger.info("Set the entitlements of API key %s to %s", key_id, ", ".join(granted))
     return credential
 

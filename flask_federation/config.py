@@ -35,6 +35,12 @@ MAX_BODY_BYTES = "FEDERATION_MAX_BODY_BYTES"
 CREATE_TABLES = "FEDERATION_CREATE_TABLES"
 TRUST_REQUEST_ID = "FEDERATION_TRUST_REQUEST_ID"
 LEGACY_AUTH_ENABLED = "FEDERATION_LEGACY_AUTH_ENABLED"
+CREDENTIAL_CACHE_SECONDS = "FEDERATION_CREDENTIAL_CACHE_SECONDS"
+CREDENTIAL_CACHE_SIZE = "FEDERATION_CREDENTIAL_CACHE_SIZE"
+
+#: Longest accepted FEDERATION_CREDENTIAL_CACHE_SECONDS, because it is how long a revoked key may keep working in
+#: other processes. Longer would not help: an entry is read again once the key's last_used_at is a minute old.
+MAX_CREDENTIAL_CACHE_SECONDS = 60
 OIDC_ENABLED = "FEDERATION_OIDC_ENABLED"
 RATELIMIT_STORAGE_URI = "FEDERATION_RATELIMIT_STORAGE_URI"
 RATELIMIT_STORAGE_TIMEOUT = "FEDERATION_RATELIMIT_STORAGE_TIMEOUT"
@@ -155,6 +161,17 @@ def parse_positive_number(key: str, value: Any) -> float:
 
 def parse_non_negative_number(key: str, value: Any) -> float:
     return _parse_number(key, value, allow_zero=True, expected="a number of 0 or more")
+
+
+def parse_credential_cache_seconds(key: str, value: Any) -> float:
+    seconds = parse_non_negative_number(key, value)
+    if seconds > MAX_CREDENTIAL_CACHE_SECONDS:
+        raise ConfigurationError(
+            f"{key} must be at most {MAX_CREDENTIAL_CACHE_SECONDS}, got {value!r}. A revoked API key may keep "
+            "working this long in other worker processes, so choose a shorter time, or 0 to turn the cache off."
+        )
+
+    return seconds
 
 
 def parse_optional_str(key: str, value: Any) -> str | None:
@@ -505,6 +522,24 @@ SETTINGS: tuple[Setting, ...] = (
         TRUST_REQUEST_ID, True, parse_bool, "Echo a valid incoming `X-Request-ID` instead of always generating one."
     ),
     Setting(LEGACY_AUTH_ENABLED, True, parse_bool, "Accept legacy API keys (`ffp_...`, `ffd_...`)."),
+    Setting(
+        CREDENTIAL_CACHE_SECONDS,
+        0,
+        parse_credential_cache_seconds,
+        "Seconds each worker process reuses an API key it verified, without the credential query (at most 60; "
+        "0 turns the cache off). The secret and the expiry are still checked on every request. An entry is also read "
+        "again once the key's `last_used_at` is a minute old. Revoking a key "
+        "or changing its entitlements through `flask_federation.admin` evicts it in the calling process only; "
+        "other processes, and all of them for changes made by the CLI or in SQL, keep accepting the key as it was "
+        "for up to this long.",
+    ),
+    Setting(
+        CREDENTIAL_CACHE_SIZE,
+        10_000,
+        parse_positive_int,
+        "Most API keys each worker process caches when `FEDERATION_CREDENTIAL_CACHE_SECONDS` is on; the least "
+        "recently used key is dropped first.",
+    ),
     Setting(
         RATELIMIT_STORAGE_URI,
         "memory://",

@@ -13,6 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.routing import RequestRedirect
 
 from .audit import hooks as audit_hooks
+from .auth.credential_cache import COMPONENT as CREDENTIAL_CACHE_COMPONENT
+from .auth.credential_cache import build_credential_cache
 from .auth.oidc_component import build_oidc_component
 from .auth.oidc_session import apply_session_cookie_defaults, check_session_available
 from .auth.usage import COMPONENT as USAGE_COMPONENT
@@ -85,6 +87,10 @@ class Federation:
         rate_limits = install_rate_limits(app, state, limiter or self._limiter)
         app.extensions[EXTENSION_KEY] = state
         state.components[USAGE_COMPONENT] = build_usage_counter(settings)
+        credential_cache = build_credential_cache(settings)
+        if credential_cache is not None:
+            state.components[CREDENTIAL_CACHE_COMPONENT] = credential_cache
+
         oidc = build_oidc_component(app, settings)
         if oidc is not None:
             state.components["oidc"] = oidc

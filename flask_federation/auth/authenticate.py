@@ -16,6 +16,7 @@ from ..errors import Unauthorized
 from ..models import Credential, Developer, Provider, utcnow
 from ..state import get_state
 from .api_keys import MalformedKey, hash_key, looks_like_api_key, parse_key
+from .credential_cache import CredentialCache, get_credential_cache
 from .principal import AUTH_METHOD_API_KEY, Principal
 from .usage import record_authenticated_request
 
@@ -132,7 +133,11 @@ def authenticate(audience: Audience) -> Principal:
 
 
 def authenticate_api_key(key: str, audience: Audience) -> Principal:
-    """Verify an API key of ``audience`` against its stored hash and return its principal."""
+    """Verify an API key of ``audience`` against its stored hash and return its principal.
+
+    With ``FEDERATION_CREDENTIAL_CACHE_SECONDS`` on, a key verified recently in this
+    process is checked against its cached hash and expiry instead of the database.
+    """
     try:
         parsed = parse_key(key)
     except MalformedKey as error:
@@ -143,22 +148,48 @@ def authenticate_api_key(key: str, audience: Audience) -> Principal:
             f"This route takes a {audience.value} credential; the key is a {parsed.audience.value} key."
         )
 
+    presented_hash = hash_key(key)
+    cache = get_credential_cache()
+    if cache is None:
+        return _verify_stored_key(presented_hash, parsed.key_id, audience, None)
+
+    cached = cache.get(audience, parsed.key_id)
+    now = utcnow()
+    if cached is None or now - cached.last_used_at >= LAST_USED_RESOLUTION:
+        # A stale last_used_at goes through the query, which updates it, so diagnostics stay accurate.
+        return _verify_stored_key(presented_hash, parsed.key_id, audience, cache)
+
+    # A wrong secret with a cached key id fails here and leaves the entry as it is.
+    if not hmac.compare_digest(presented_hash, cached.key_hash):
+        raise _invalid_key()
+
+    if cached.expires_at is not None and cached.expires_at <= now:
+        raise _expired_key()
+
+    return cached.principal
+
+
+def _verify_stored_key(
+    presented_hash: str, key_id: str, audience: Audience, cache: CredentialCache | None
+) -> Principal:
+    """Verify the key against its database row, and cache the principal when ``cache`` is given."""
+    lookup = cache.begin_lookup() if cache is not None else None
     session = get_state().session
-    row = session.execute(_CREDENTIAL_QUERIES[audience], {"key_id": parsed.key_id}).one_or_none()
+    row = session.execute(_CREDENTIAL_QUERIES[audience], {"key_id": key_id}).one_or_none()
     credential: Credential | None = row[0] if row is not None else None
     owner: Provider | Developer | None = cast("Provider | Developer", row[1]) if row is not None else None
     stored_hash = credential.key_hash if credential is not None else _DUMMY_HASH
-    if not hmac.compare_digest(hash_key(key), stored_hash) or credential is None or owner is None:
-        raise invalid_token(
-            "The API key is not valid. Check that it was copied whole, or ask the platform for a new key."
-        )
+    if not hmac.compare_digest(presented_hash, stored_hash) or credential is None or owner is None:
+        raise _invalid_key()
 
     now = utcnow()
     if credential.revoked_at is not None:
         raise invalid_token("The API key has been revoked. Ask the platform for a new key.")
 
-    if credential.expires_at is not None and credential.expires_at <= now:
-        raise invalid_token("The API key has expired. Ask the platform for a new key.")
+    # Read before _touch commits, because the commit expires the row and reading it again would query.
+    expires_at = credential.expires_at
+    if expires_at is not None and expires_at <= now:
+        raise _expired_key()
 
     principal = Principal(
         audience=audience,
@@ -169,15 +200,36 @@ def authenticate_api_key(key: str, audience: Audience) -> Principal:
         entitlements=frozenset(credential.entitlements),
         auth_method=AUTH_METHOD_API_KEY,
     )
-    _touch(credential, now)
+    last_used_at = _touch(credential, now)
+    if cache is not None and lookup is not None:
+        cache.put(
+            lookup,
+            audience,
+            key_id,
+            key_hash=stored_hash,
+            principal=principal,
+            expires_at=expires_at,
+            last_used_at=last_used_at,
+        )
+
     return principal
 
 
-def _touch(credential: Credential, now: dt.datetime) -> None:
+def _invalid_key() -> Unauthorized:
+    return invalid_token("The API key is not valid. Check that it was copied whole, or ask the platform for a new key.")
+
+
+def _expired_key() -> Unauthorized:
+    return invalid_token("The API key has expired. Ask the platform for a new key.")
+
+
+def _touch(credential: Credential, now: dt.datetime) -> dt.datetime:
+    """Record that the key was used, at most once per :data:`LAST_USED_RESOLUTION`, and return its ``last_used_at``."""
     if credential.last_used_at is not None and now - credential.last_used_at < LAST_USED_RESOLUTION:
-        return
+        return credential.last_used_at
 
     session = get_state().session
     # A separate UPDATE rather than an ORM change, so the view's own transaction stays untouched.
     session.execute(update(Credential).where(Credential.id == credential.id).values(last_used_at=now))
     session.commit()
+    return now
