@@ -34,7 +34,15 @@ def utcnow() -> dt.datetime:
 
 def new_public_id(prefix: str, length: int = 20) -> str:
     """Return an opaque public id such as ``ten_4fJ...``; 20 base62 characters carry about 119 bits."""
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    # One uniform draw below 62**length, written in base 62: the same distribution as a
+    # secrets.choice per character, at one read of the OS's random source instead of twenty.
+    value = secrets.randbelow(len(_ALPHABET) ** length)
+    characters = []
+    for _ in range(length):
+        value, index = divmod(value, len(_ALPHABET))
+        characters.append(_ALPHABET[index])
+
+    return prefix + "".join(characters)
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
