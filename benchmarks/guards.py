@@ -40,7 +40,7 @@ DESCRIPTIONS = {
     "ratelimit": "+ `with_rate_limit` (per address)",
     "audit": "+ `with_audit` (anonymous chain)",
     "auth_ratelimit": "+ auth + rate limit",
-    "full": "full stack: audit + rate limit + auth",
+    "full": "full stack: audit + rate limit + auth (defaults)",
     "full_batched": "full stack, audit events batched",
     "full_cached": "full stack, API key cache of 5 s",
     "full_opt_in": "full stack, batched audit and API key cache",
