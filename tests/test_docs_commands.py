@@ -88,7 +88,7 @@ REGISTRY: dict[str, Exercised] = {
     ".venv/bin/mkdocs build --strict": Exercised(CI),
     # docs/benchmarks.md
     "createdb -h 127.0.0.1 -U postgres bench_guards": Exercised("manual", "a benchmark run by hand on its own database"),
-    "python -m benchmarks.guards --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_guards": Exercised(
+    "python -m benchmarks.guards --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_guards --rounds 3": Exercised(
         "manual", "a load test with wrk and gunicorn, minutes long"
     ),
     "createdb -h 127.0.0.1 -U postgres bench_round_trips": Exercised("manual", "a benchmark run by hand on its own database"),
