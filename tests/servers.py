@@ -19,6 +19,36 @@ from werkzeug.serving import make_server
 from .services import skip_or_fail
 
 
+def wait_until(check: Callable[[], bool], timeout: float, description: str) -> None:
+    """Call ``check`` every 50 ms until it returns true; fail naming ``description`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+
+        time.sleep(0.05)
+
+    raise AssertionError(f"timed out after {timeout} s waiting for {description}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate ``process`` and wait for it, killing it when it has not exited after 10 seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def gunicorn_has_control_socket() -> bool:
+    """Return whether the installed gunicorn opens a control socket, which ``--no-control-socket`` turns off."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return any(setting.name == "control_socket_disable" for setting in KNOWN_SETTINGS)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -62,6 +92,13 @@ class PrivateRedis:
         if self.process.poll() is None:
             self.resume()
             self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """End the server with SIGKILL, as a crash would."""
+        if self.process.poll() is None:
+            self.resume()
+            self.process.kill()
             self.process.wait(timeout=10)
 
     def restart(self) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 from flask import Flask, jsonify
 
@@ -26,38 +23,12 @@ from flask_federation.models import metadata, utcnow
 from flask_federation.state import get_state
 
 from .conftest import World, bearer
-from .services import require_redis, skip_or_fail
+from .servers import PrivateRedis, free_port, gunicorn_has_control_socket, private_redis, stop, wait_until
+from .services import require_redis
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 TENANTS = "/federation/provider/v1/tenants"
 LOGGER = "flask_federation.ratelimit"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until(check: Callable[[], bool], timeout: float, description: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-
-        time.sleep(0.05)
-
-    raise AssertionError(f"timed out after {timeout} s waiting for {description}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def tenants_key_with_touched_credential(world: World) -> str:
@@ -66,12 +37,6 @@ def tenants_key_with_touched_credential(world: World) -> str:
     issued.credential.last_used_at = utcnow()
     get_state().session.commit()
     return issued.key
-
-
-def gunicorn_has_control_socket() -> bool:
-    from gunicorn.config import KNOWN_SETTINGS
-
-    return any(setting.name == "control_socket_disable" for setting in KNOWN_SETTINGS)
 
 
 # Exact admission under concurrency
@@ -181,59 +146,15 @@ def test_processes_share_one_limit(gunicorn_servers: tuple[list[str], str]) -> N
 # Storage outages, on a Redis server of the test's own
 
 
-class OwnRedis:
-    """A redis-server process on a free loopback port, which the test may pause, kill and restart."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen(command, cwd=self.directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url, socket_timeout=0.5)
-
-        def answers() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.RedisError:
-                return False
-
-        wait_until(answers, 10, f"redis-server on port {self.port}")
-        client.close()
-
-    def pause(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGCONT)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.resume()
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+def own_redis() -> Iterator[PrivateRedis]:
+    """A redis-server of this test alone, which the test may pause, kill and restart."""
     require_redis()
-    try:
-        subprocess.run(["redis-server", "--version"], check=True, capture_output=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        skip_or_fail("redis-server is not installed, so the outage tests cannot start their own Redis")
-
-    server = OwnRedis(tmp_path)
-    server.start()
-    yield server
-    server.kill()
+    with private_redis() as server:
+        yield server
 
 
-def _outage_app(make_app: Callable[..., Flask], own_redis: OwnRedis, **config: Any) -> Flask:
+def _outage_app(make_app: Callable[..., Flask], own_redis: PrivateRedis, **config: Any) -> Flask:
     app = make_app(
         FEDERATION_RATELIMIT_STORAGE_URI=own_redis.url,
         FEDERATION_RATELIMIT_POLICIES={"strict": {"limit": "100/minute", "fail_closed": True}},
@@ -269,7 +190,7 @@ def outage_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]
 
 
 def test_paused_storage_fails_open_then_recovers(
-    make_app: Callable[..., Flask], own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
+    make_app: Callable[..., Flask], own_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = _outage_app(make_app, own_redis)
     client = app.test_client()
@@ -292,7 +213,7 @@ def test_paused_storage_fails_open_then_recovers(
     assert any("reachable again" in record.message for record in caplog.records)
 
 
-def test_paused_storage_fails_closed_per_policy(make_app: Callable[..., Flask], own_redis: OwnRedis) -> None:
+def test_paused_storage_fails_closed_per_policy(make_app: Callable[..., Flask], own_redis: PrivateRedis) -> None:
     app = _outage_app(make_app, own_redis)
     client = app.test_client()
     own_redis.pause()
@@ -309,7 +230,7 @@ def test_paused_storage_fails_closed_per_policy(make_app: Callable[..., Flask], 
 
 
 def test_stopped_storage_fails_closed_then_recovers(
-    make_app: Callable[..., Flask], own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
+    make_app: Callable[..., Flask], own_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = _outage_app(make_app, own_redis, FEDERATION_RATELIMIT_FAIL_CLOSED=True)
     client = app.test_client()
@@ -324,14 +245,14 @@ def test_stopped_storage_fails_closed_then_recovers(
         assert int(response.headers["Retry-After"]) >= 1
 
     assert len(outage_warnings(caplog)) == 1
-    own_redis.start()
+    own_redis.restart()
     response = client.get("/host/open")
     assert response.status_code == 200
     assert response.headers["RateLimit"].startswith('"open_route";r=99;')
 
 
 def test_paused_storage_serves_federation_route(
-    make_app: Callable[..., Flask], own_redis: OwnRedis
+    make_app: Callable[..., Flask], own_redis: PrivateRedis
 ) -> None:
     app = make_app(FEDERATION_RATELIMIT_STORAGE_URI=own_redis.url, FEDERATION_RATELIMIT_KEY_PREFIX=f"t{uuid.uuid4().hex}")
     with app.app_context():

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import requests
 
-from ..servers import free_port
-from ..test_ratelimit_redis import gunicorn_has_control_socket, stop, wait_until
+from ..servers import free_port, gunicorn_has_control_socket, stop, wait_until
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 APP = "tests.reliability.app:create_app()"
