@@ -7,9 +7,10 @@ head lock per chain in it, which costs far less than a commit per request.
 
 What is given up, and documented: the event commits after its response, and
 carries the time it was written. A worker killed before the next write loses the
-events that wait. Normal exits write it first (``atexit``). When the database is down the
-events keep waiting, up to ``FEDERATION_AUDIT_BATCH_LIMIT``; past that the hook
-writes inline again, so a success without a stored event still becomes a 503.
+events that wait, but normal exits write them first (``atexit``). When the
+database is down the events keep waiting, up to ``FEDERATION_AUDIT_BATCH_LIMIT``.
+Past that limit the hook writes inline again, so a success whose event cannot be
+stored still fails.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A guarded request whose key was verified recently in this process skips the
 credential query. An entry contains the stored SHA-256 hash of the key, never the
 key, so the secret is still compared on every request. Revoking a key or
 changing its entitlements through :mod:`flask_federation.admin` evicts it from
-the cache of the process that made the change; every other process keeps its
+the cache of the process that made the change. Every other process keeps its
 entry until it is ``FEDERATION_CREDENTIAL_CACHE_SECONDS`` old.
 """
 
