@@ -12,6 +12,7 @@ from flask import Flask
 from sqlalchemy import text
 
 from flask_federation import ConfigurationError, Federation, signals, with_audit
+from flask_federation.audit import annotate
 from flask_federation.audit.batch import AuditBatch, current_batch
 from flask_federation.audit.verify import verify_chains
 from flask_federation.state import get_state
@@ -252,3 +253,27 @@ def test_invalid_batch_settings_are_rejected(key: str, value: Any) -> None:
 
     with pytest.raises(ConfigurationError, match=key):
         Federation(app)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["inline", "batched"])
+def test_result_count_beyond_column_fails_closed(make_app: Callable[..., Flask], batched: bool) -> None:
+    """A count that the 32-bit column cannot store fails its own request instead of every batch after it."""
+    app = make_app(FEDERATION_AUDIT_BATCH_READS=batched, FEDERATION_AUDIT_BATCH_SECONDS=NEVER)
+
+    def count_everything() -> dict[str, bool]:
+        annotate(result_count=2**31)
+        return {"counted": True}
+
+    app.add_url_rule("/count", "count", with_audit("host.count")(count_everything))
+    with app.app_context():
+        world = World()
+        huge = app.test_client().get("/count")
+        normal = app.test_client().get(TENANTS, headers=bearer(world.key_a))
+        batch = current_batch(app)
+        if batch is not None:
+            assert batch.write() == 1
+
+        assert huge.status_code == 500
+        assert events_of_request(huge.headers["X-Request-ID"]) == []
+        assert only_event(normal).outcome == "success"
+        _chains_verify()
