@@ -18,6 +18,7 @@ from flask_federation import ConfigurationError, Federation, signals, with_audit
 from flask_federation.audit import annotate
 from flask_federation.audit.batch import AuditBatch, current_batch
 from flask_federation.audit.verify import verify_chains
+from flask_federation.audit.writer import build_event
 from flask_federation.state import get_state
 
 from .audit_support import all_events, events_of_request, failing_audit_inserts, only_event, stalled_audit_inserts
@@ -379,3 +380,24 @@ def test_forked_child_leaves_parent_events(batched_app: Flask) -> None:
     assert batch.write() == 1
     assert only_event(response).outcome == "success"
     _chains_verify()
+
+
+def test_limit_counts_events_being_written(make_app: Callable[..., Flask]) -> None:
+    """While a write is under way its events still count, so no more than the limit are ever held."""
+    app = make_app(
+        FEDERATION_AUDIT_BATCH_READS=True, FEDERATION_AUDIT_BATCH_SECONDS=0.01, FEDERATION_AUDIT_BATCH_LIMIT=2
+    )
+    with app.app_context():
+        world = World()
+        batch = _batch(app)
+        with stalled_audit_inserts(app) as stall:
+            for _ in range(2):
+                app.test_client().get(TENANTS, headers=bearer(world.key_a))
+            assert stall.waiting.wait(10), "the writer thread did not start its INSERT"
+
+            with app.test_request_context("/"):
+                accepted = batch.add(build_event("probe.read"))
+            stall.release.set()
+            batch.close()
+
+        assert not accepted

@@ -56,7 +56,7 @@ class AuditBatch:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._closed = False
-        # Events taken out of the queue by a write that has not finished, for the count of events lost at exit.
+        # Events taken out of the queue by a write that has not finished, counted against ``limit`` and when lost at exit.
         self._writing = 0
         # Consecutive failed writes of the thread, and whether one was logged, so that a lasting error logs once.
         self._failed_writes = 0
@@ -66,7 +66,8 @@ class AuditBatch:
         """Queue an event built by ``build_event``; False when ``limit`` events already wait, and the caller must write it."""
         with self._lock:
             self._forget_parent_process()
-            if self._closed or len(self._waiting) >= self._limit:
+            # Events that a write has taken but not yet committed count too: they are still held here.
+            if self._closed or len(self._waiting) + self._writing >= self._limit:
                 return False
 
             self._waiting.append(dict(fields))
@@ -108,7 +109,8 @@ class AuditBatch:
                     self._waiting.extendleft(reversed(batch))
                 raise
             finally:
-                self._writing = 0
+                with self._lock:
+                    self._writing = 0
 
         OUTAGE_LOG.succeeded()
         # In an app context, as receivers of events written by a request get: they may use current_app.
