@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 from flask import Flask, current_app
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from flask_federation import ConfigurationError, Federation, signals, with_audit
 from flask_federation.audit import annotate
 from flask_federation.audit.batch import AuditBatch, current_batch
 from flask_federation.audit.verify import verify_chains
 from flask_federation.audit.writer import build_event
+from flask_federation.database_errors import OUTAGE_LOG
 from flask_federation.state import get_state
 
 from .audit_support import all_events, events_of_request, failing_audit_inserts, only_event, stalled_audit_inserts
@@ -401,3 +403,22 @@ def test_limit_counts_events_being_written(make_app: Callable[..., Flask]) -> No
             batch.close()
 
         assert not accepted
+
+
+def test_denial_without_query_keeps_outage_logged(batched_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    """A response that ran no query, as a 401 whose event waits, does not log the database as available again.
+
+    Otherwise every such response during an outage would log that, and the writer's next failure the outage again.
+    """
+    world = World()
+    OUTAGE_LOG.failed(OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused")))
+    try:
+        assert batched_app.test_client().get(TENANTS).status_code == 401
+        recoveries = [record for record in caplog.records if record.getMessage() == "The database is available again."]
+        assert recoveries == []
+    finally:
+        # A request that queries ends the outage, which the other tests of this process need.
+        assert batched_app.test_client().get(TENANTS, headers=bearer(world.key_a)).status_code == 200
+
+    recoveries = [record for record in caplog.records if record.getMessage() == "The database is available again."]
+    assert len(recoveries) == 1
