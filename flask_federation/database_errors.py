@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import ORMExecuteState
 
+from .context import request_state
 from .errors import ServiceUnavailable
 
 logger = logging.getLogger("flask_federation")
@@ -52,6 +56,7 @@ class DatabaseOutageLog:
         self._lock = threading.Lock()
 
     def failed(self, error: SQLAlchemyError) -> None:
+        request_state()[_FAILED] = True
         with self._lock:
             if self._down:
                 return
@@ -78,3 +83,29 @@ class DatabaseOutageLog:
 
 #: The outage log of this process; every app in it shares the database connection settings' fate.
 OUTAGE_LOG = DatabaseOutageLog()
+
+# Keys of the request state: whether the request ran a statement through the session, and whether one failed.
+_QUERIED = "database_queried"
+_FAILED = "database_failed"
+
+
+def _note_query(execute_state: ORMExecuteState) -> None:
+    request_state()[_QUERIED] = True
+
+
+def track_queries(db: SQLAlchemy) -> None:
+    """Note, per request, whether ``db``'s session ran a statement, for :func:`note_request_finished`."""
+    if not event.contains(db.session, "do_orm_execute", _note_query):
+        event.listen(db.session, "do_orm_execute", _note_query)
+
+
+def note_request_finished(status_code: int) -> None:
+    """End a logged outage when the request ran statements, none failed on the database, and it did not fail.
+
+    A response that ran no statement, such as a 401 whose audit event waits in a batch,
+    shows nothing about the database. Counting it as a success would log the recovery,
+    and then the outage again, for every such response during an outage.
+    """
+    state = request_state()
+    if status_code < 500 and state.get(_QUERIED) and not state.get(_FAILED):
+        OUTAGE_LOG.succeeded()

@@ -23,6 +23,7 @@ from .blueprints import register_blueprints, register_oidc_blueprint
 from .config import ConfigurationError, load_settings
 from .context import request_state
 from .database_errors import OUTAGE_LOG as DATABASE_OUTAGE_LOG
+from .database_errors import note_request_finished, track_queries
 from .envelope import error_response
 from .errors import FederationDisabled, FederationError, NotFound, from_http_exception
 from .idempotency import COMPONENT as IDEMPOTENCY_COMPONENT
@@ -97,6 +98,7 @@ class Federation:
 
         state.components[IDEMPOTENCY_COMPONENT] = build_idempotency_store(settings, state.db)
         track_database_writes(state.db)
+        track_queries(state.db)
         register_blueprints(app, settings.url_prefix)
         if settings.oidc_login_enabled:
             register_oidc_blueprint(app, settings.url_prefix)
@@ -201,8 +203,7 @@ def _before_request() -> Response | None:
 
 
 def _after_request(response: Response) -> Response:
-    if response.status_code < 500:
-        DATABASE_OUTAGE_LOG.succeeded()
+    note_request_finished(response.status_code)
 
     request_id = request_state().get("request_id")
     if request_id is not None and REQUEST_ID_HEADER not in response.headers:

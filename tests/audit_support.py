@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,16 +43,52 @@ def execute_sql(statement: str, **parameters: Any) -> None:
 
 
 @contextlib.contextmanager
-def failing_audit_inserts(app: Flask) -> Iterator[None]:
-    """Make every INSERT into the audit table fail inside the block, as a full disk or a dropped table would."""
+def failing_audit_inserts(app: Flask) -> Iterator[list[str]]:
+    """Make every INSERT into the audit table fail inside the block, as a full disk or a dropped table would.
+
+    Yields the list of the statements that failed, which grows as they run.
+    """
+    failed: list[str] = []
 
     def fail(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if "INSERT INTO FEDERATION_AUDIT_EVENTS" in statement.upper():
+            failed.append(statement)
             raise RuntimeError("injected audit failure")
 
     engine = get_state(app).db.engine
     sa_event.listen(engine, "before_cursor_execute", fail)
     try:
-        yield
+        yield failed
     finally:
         sa_event.remove(engine, "before_cursor_execute", fail)
+
+
+@dataclasses.dataclass
+class Stall:
+    """The state of :func:`stalled_audit_inserts`: set ``release`` to let the waiting INSERTs run."""
+
+    waiting: threading.Event = dataclasses.field(default_factory=threading.Event)
+    release: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+@contextlib.contextmanager
+def stalled_audit_inserts(app: Flask) -> Iterator[Stall]:
+    """Make every INSERT into the audit table wait inside the block, as on a database that stopped responding.
+
+    Release the stall, and let the stalled INSERTs finish, before the block ends: removing
+    the listener while another thread runs it fails that thread's statement.
+    """
+    stall = Stall()
+
+    def wait(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "INSERT INTO FEDERATION_AUDIT_EVENTS" in statement.upper():
+            stall.waiting.set()
+            stall.release.wait(30)
+
+    engine = get_state(app).db.engine
+    sa_event.listen(engine, "before_cursor_execute", wait)
+    try:
+        yield stall
+    finally:
+        stall.release.set()
+        sa_event.remove(engine, "before_cursor_execute", wait)

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from flask_federation import ConfigurationError, Federation, signals, with_audit
+from flask_federation.audit import annotate
 from flask_federation.audit.batch import AuditBatch, current_batch
 from flask_federation.audit.verify import verify_chains
+from flask_federation.audit.writer import build_event
+from flask_federation.database_errors import OUTAGE_LOG
 from flask_federation.state import get_state
 
-from .audit_support import all_events, events_of_request, failing_audit_inserts, only_event
+from .audit_support import all_events, events_of_request, failing_audit_inserts, only_event, stalled_audit_inserts
 from .conftest import World, bearer
 
 TENANTS = "/federation/provider/v1/tenants"
@@ -252,3 +259,166 @@ def test_invalid_batch_settings_are_rejected(key: str, value: Any) -> None:
 
     with pytest.raises(ConfigurationError, match=key):
         Federation(app)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["inline", "batched"])
+def test_result_count_beyond_column_fails_closed(make_app: Callable[..., Flask], batched: bool) -> None:
+    """A count that the 32-bit column cannot store fails its own request instead of every batch after it."""
+    app = make_app(FEDERATION_AUDIT_BATCH_READS=batched, FEDERATION_AUDIT_BATCH_SECONDS=NEVER)
+
+    def count_everything() -> dict[str, bool]:
+        annotate(result_count=2**31)
+        return {"counted": True}
+
+    app.add_url_rule("/count", "count", with_audit("host.count")(count_everything))
+    with app.app_context():
+        world = World()
+        huge = app.test_client().get("/count")
+        normal = app.test_client().get(TENANTS, headers=bearer(world.key_a))
+        batch = current_batch(app)
+        if batch is not None:
+            assert batch.write() == 1
+
+        assert huge.status_code == 500
+        assert events_of_request(huge.headers["X-Request-ID"]) == []
+        assert only_event(normal).outcome == "success"
+        _chains_verify()
+
+
+def test_close_gives_up_on_stalled_write(make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture) -> None:
+    """Exit waits a bounded time for a write that hangs, because a stalled database would block it forever."""
+    app = make_app(FEDERATION_AUDIT_BATCH_READS=True, FEDERATION_AUDIT_BATCH_SECONDS=0.01)
+    with app.app_context():
+        world = World()
+        batch = _batch(app)
+        with stalled_audit_inserts(app) as stall:
+            response = app.test_client().get(TENANTS, headers=bearer(world.key_a))
+            assert stall.waiting.wait(10), "the writer thread did not start its INSERT"
+
+            closer = threading.Thread(target=batch.close, kwargs={"timeout": 0.2})
+            started = time.monotonic()
+            closer.start()
+            closer.join(10)
+            assert not closer.is_alive(), "close() still waits for the stalled write"
+            assert time.monotonic() - started < 5
+
+            # Released, the write finishes in the writer thread, which then stops.
+            stall.release.set()
+            writer = batch._thread
+            assert writer is not None
+            writer.join(10)
+            assert not writer.is_alive()
+
+        assert only_event(response).outcome == "success"
+
+    lost = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert lost == ["Audit events were not written within 0.2 s of exit, so 1 is lost; is the database stalled?"]
+
+
+def test_failing_writer_logs_once_until_recovery(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(FEDERATION_AUDIT_BATCH_READS=True, FEDERATION_AUDIT_BATCH_SECONDS=0.01)
+    with app.app_context():
+        world = World()
+        with failing_audit_inserts(app) as failed:
+            response = app.test_client().get(TENANTS, headers=bearer(world.key_a))
+            deadline = time.monotonic() + 10
+            while len(failed) < 10:
+                assert time.monotonic() < deadline, "the writer thread did not retry"
+                time.sleep(0.01)
+
+        deadline = time.monotonic() + 10
+        while not events_of_request(response.headers["X-Request-ID"]):
+            assert time.monotonic() < deadline, "the event was not written after the failure ended"
+            time.sleep(0.02)
+
+    messages = [record.getMessage() for record in caplog.records if record.name == "flask_federation.audit"]
+    failures = [message for message in messages if message.startswith("Failed to write")]
+    recoveries = [message for message in messages if message.startswith("Wrote")]
+    assert len(failures) == 1
+    assert len(recoveries) == 1
+    assert "failed attempts" in recoveries[0]
+
+
+def test_signal_receivers_get_app_context(batched_app: Flask) -> None:
+    """Receivers of batched events can use current_app, as receivers of events written inline can."""
+    world = World()
+    senders: list[Flask] = []
+
+    def receiver(sender: Flask, event: dict[str, Any]) -> None:
+        senders.append(current_app._get_current_object())  # type: ignore[attr-defined]
+
+    batched_app.test_client().get(TENANTS, headers=bearer(world.key_a))
+    signals.audit_event_recorded.connect(receiver)
+    try:
+        # The writer thread has no context of its own, unlike this test.
+        writer = threading.Thread(target=_batch(batched_app).write)
+        writer.start()
+        writer.join(10)
+    finally:
+        signals.audit_event_recorded.disconnect(receiver)
+    assert senders == [batched_app]
+
+
+def test_forked_child_leaves_parent_events(batched_app: Flask) -> None:
+    """A process forked while events wait, as gunicorn --preload forks its workers, does not write them again at exit."""
+    world = World()
+    response = batched_app.test_client().get(TENANTS, headers=bearer(world.key_a))
+    batch = _batch(batched_app)
+    get_state().session.remove()
+    with warnings.catch_warnings():
+        # Python 3.12 warns that forking a process with threads may deadlock; the child only closes the batch.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child = os.fork()
+    if child == 0:
+        try:
+            get_state(batched_app).db.engine.dispose(close=False)
+            batch.close()
+        finally:
+            os._exit(0)
+
+    os.waitpid(child, 0)
+    assert batch.write() == 1
+    assert only_event(response).outcome == "success"
+    _chains_verify()
+
+
+def test_limit_counts_events_being_written(make_app: Callable[..., Flask]) -> None:
+    """While a write is under way its events still count, so no more than the limit are ever held."""
+    app = make_app(
+        FEDERATION_AUDIT_BATCH_READS=True, FEDERATION_AUDIT_BATCH_SECONDS=0.01, FEDERATION_AUDIT_BATCH_LIMIT=2
+    )
+    with app.app_context():
+        world = World()
+        batch = _batch(app)
+        with stalled_audit_inserts(app) as stall:
+            for _ in range(2):
+                app.test_client().get(TENANTS, headers=bearer(world.key_a))
+            assert stall.waiting.wait(10), "the writer thread did not start its INSERT"
+
+            with app.test_request_context("/"):
+                accepted = batch.add(build_event("probe.read"))
+            stall.release.set()
+            batch.close()
+
+        assert not accepted
+
+
+def test_denial_without_query_keeps_outage_logged(batched_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    """A response that ran no query, as a 401 whose event waits, does not log the database as available again.
+
+    Otherwise every such response during an outage would log that, and the writer's next failure the outage again.
+    """
+    world = World()
+    OUTAGE_LOG.failed(OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused")))
+    try:
+        assert batched_app.test_client().get(TENANTS).status_code == 401
+        recoveries = [record for record in caplog.records if record.getMessage() == "The database is available again."]
+        assert recoveries == []
+    finally:
+        # A request that queries ends the outage, which the other tests of this process need.
+        assert batched_app.test_client().get(TENANTS, headers=bearer(world.key_a)).status_code == 200
+
+    recoveries = [record for record in caplog.records if record.getMessage() == "The database is available again."]
+    assert len(recoveries) == 1

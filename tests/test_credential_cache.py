@@ -16,7 +16,7 @@ from sqlalchemy import event, update
 from flask_federation import ConfigurationError, Federation, admin, current_principal, with_provider_auth
 from flask_federation.auth import authenticate
 from flask_federation.auth.api_keys import SECRET_LENGTH, _checksum, parse_key
-from flask_federation.auth.credential_cache import COMPONENT, CredentialCache
+from flask_federation.auth.credential_cache import COMPONENT, CredentialCache, build_credential_cache
 from flask_federation.auth.principal import AUTH_METHOD_API_KEY, Principal
 from flask_federation.config import load_settings
 from flask_federation.entitlements import Audience
@@ -326,6 +326,15 @@ def test_start_logs_nothing_when_off(make_app: Callable[..., Flask], caplog: pyt
         ("FEDERATION_CREDENTIAL_CACHE_SECONDS", None),
         ("FEDERATION_CREDENTIAL_CACHE_SECONDS", float("inf")),
         ("FEDERATION_CREDENTIAL_CACHE_SECONDS", 301),
+        # Strings as the environment gives them.
+        ("FEDERATION_CREDENTIAL_CACHE_SECONDS", "-1"),
+        ("FEDERATION_CREDENTIAL_CACHE_SECONDS", "61"),
+        ("FEDERATION_CREDENTIAL_CACHE_SECONDS", "nan"),
+        ("FEDERATION_CREDENTIAL_CACHE_SECONDS", "inf"),
+        ("FEDERATION_CREDENTIAL_CACHE_SECONDS", "true"),
+        ("FEDERATION_CREDENTIAL_CACHE_SECONDS", "5s"),
+        ("FEDERATION_CREDENTIAL_CACHE_SIZE", "0"),
+        ("FEDERATION_CREDENTIAL_CACHE_SIZE", "1e3"),
         ("FEDERATION_CREDENTIAL_CACHE_SIZE", 0),
         ("FEDERATION_CREDENTIAL_CACHE_SIZE", -5),
         ("FEDERATION_CREDENTIAL_CACHE_SIZE", 2.5),
@@ -353,6 +362,8 @@ def test_cache_settings_parsed() -> None:
     assert load_settings({"FEDERATION_CREDENTIAL_CACHE_SECONDS": "2.5"}).credential_cache_seconds == 2.5
     assert load_settings({"FEDERATION_CREDENTIAL_CACHE_SECONDS": 60}).credential_cache_seconds == 60
     assert load_settings({"FEDERATION_CREDENTIAL_CACHE_SIZE": "50"}).credential_cache_size == 50
+    assert load_settings({"FEDERATION_CREDENTIAL_CACHE_SECONDS": "5"}).credential_cache_seconds == 5
+    assert build_credential_cache(load_settings({"FEDERATION_CREDENTIAL_CACHE_SECONDS": "0"})) is None
 
 
 def principal(subject: str) -> Principal:

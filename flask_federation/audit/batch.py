@@ -7,10 +7,10 @@ head lock per chain in it, which costs far less than a commit per request.
 
 What is given up, and documented: the event commits after its response, and
 carries the time it was written. A worker killed before the next write loses the
-events that wait, but normal exits write them first (``atexit``). When the
-database is down the events keep waiting, up to ``FEDERATION_AUDIT_BATCH_LIMIT``.
-Past that limit the hook writes inline again, so a success whose event cannot be
-stored still fails.
+events that wait, but normal exits write them first (``atexit``), waiting at most
+``CLOSE_TIMEOUT_SECONDS`` for the database. When the database is down the events
+keep waiting, up to ``FEDERATION_AUDIT_BATCH_LIMIT``. Past that limit the hook
+writes inline again, so a success whose event cannot be stored still fails.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ logger = logging.getLogger("flask_federation.audit")
 
 _COMPONENT = "audit_batch"
 
+#: Longest time interpreter exit waits for the queued events to be written, so that a stalled database,
+#: which may never respond, cannot keep a worker process from exiting.
+CLOSE_TIMEOUT_SECONDS = 10.0
+
 
 class AuditBatch:
     """Events waiting to be written for one app in this process, and the thread that writes them."""
@@ -52,16 +56,18 @@ class AuditBatch:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._closed = False
+        # Events taken out of the queue by a write that has not finished, counted against ``limit`` and when lost at exit.
+        self._writing = 0
+        # Consecutive failed writes of the thread, and whether one was logged, so that a lasting error logs once.
+        self._failed_writes = 0
+        self._failure_logged = False
 
     def add(self, fields: Mapping[str, Any]) -> bool:
         """Queue an event built by ``build_event``; False when ``limit`` events already wait, and the caller must write it."""
         with self._lock:
-            if os.getpid() != self._pid:
-                # A forked worker inherits the parent's queue and a thread that no longer runs.
-                self._pid, self._thread = os.getpid(), None
-                self._waiting.clear()
-
-            if self._closed or len(self._waiting) >= self._limit:
+            self._forget_parent_process()
+            # Events that a write has taken but not yet committed count too: they are still held here.
+            if self._closed or len(self._waiting) + self._writing >= self._limit:
                 return False
 
             self._waiting.append(dict(fields))
@@ -70,6 +76,16 @@ class AuditBatch:
                 self._thread.start()
 
         return True
+
+    def _forget_parent_process(self) -> None:
+        """Drop the queue and thread that a forked process inherits; the caller must hold ``_lock``.
+
+        The parent writes its own events, so a child that wrote them too would store
+        them twice, or fail on their ``event_id`` and keep failing.
+        """
+        if os.getpid() != self._pid:
+            self._pid, self._thread = os.getpid(), None
+            self._waiting.clear()
 
     @property
     def waiting(self) -> int:
@@ -81,6 +97,7 @@ class AuditBatch:
             with self._lock:
                 batch = list(self._waiting)
                 self._waiting.clear()
+                self._writing = len(batch)
 
             if not batch:
                 return 0
@@ -91,13 +108,18 @@ class AuditBatch:
                 with self._lock:
                     self._waiting.extendleft(reversed(batch))
                 raise
+            finally:
+                with self._lock:
+                    self._writing = 0
 
         OUTAGE_LOG.succeeded()
-        for values in stored:
-            try:
-                signals.audit_event_recorded.send(self._app, event=event_to_dict(values))
-            except Exception:
-                logger.exception("A receiver of audit_event_recorded failed for event %s", values["event_id"])
+        # In an app context, as receivers of events written by a request get: they may use current_app.
+        with self._app.app_context():
+            for values in stored:
+                try:
+                    signals.audit_event_recorded.send(self._app, event=event_to_dict(values))
+                except Exception:
+                    logger.exception("A receiver of audit_event_recorded failed for event %s", values["event_id"])
 
         return len(stored)
 
@@ -122,32 +144,66 @@ class AuditBatch:
 
         return stored
 
-    def close(self) -> None:
-        """Stop taking events and write those waiting; called at interpreter exit."""
+    def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
+        """Stop taking events and let the thread write the queued ones, for at most ``timeout`` seconds.
+
+        Called at interpreter exit. Events still unwritten after ``timeout`` are lost, and logged as such.
+        """
         with self._lock:
+            self._forget_parent_process()
             self._closed = True
+            thread = self._thread
 
         self._wake.set()
+        if thread is None:
+            return  # No event was queued in this process.
+
+        thread.join(timeout)
+        if thread.is_alive():
+            lost = self._writing + self.waiting
+            logger.error(
+                "Audit events were not written within %g s of exit, so %d %s lost; is the database stalled?",
+                timeout,
+                lost,
+                "is" if lost == 1 else "are",
+            )
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._interval)
+            if self._closed:
+                self._write_at_exit()
+                return
+
+            self._write_and_log()
+
+    def _write_at_exit(self) -> None:
         try:
             self.write()
         except Exception:
             logger.exception("Audit events waiting at exit could not be written: %d lost", self.waiting)
 
-    def _run(self) -> None:
-        while not self._closed:
-            self._wake.wait(self._interval)
-            if self._closed:
-                return
+    def _write_and_log(self) -> None:
+        """Write the queued events, and log a lasting failure once when it starts and once when a write succeeds again."""
+        try:
+            written = self.write()
+        except Exception as error:
+            self._failed_writes += 1
+            if isinstance(error, SQLAlchemyError) and is_database_unavailable(error):
+                OUTAGE_LOG.failed(error)
+            elif not self._failure_logged:
+                self._failure_logged = True
+                logger.exception(
+                    "Failed to write %d batched audit events; retrying every %g s, logged again once a write succeeds",
+                    self.waiting,
+                    self._interval,
+                )
+            return
 
-            try:
-                self.write()
-            except SQLAlchemyError as error:
-                if is_database_unavailable(error):
-                    OUTAGE_LOG.failed(error)
-                else:
-                    logger.exception("Failed to write %d batched audit events; retrying", self.waiting)
-            except Exception:
-                logger.exception("Failed to write %d batched audit events; retrying", self.waiting)
+        if self._failure_logged:
+            logger.warning("Wrote %d batched audit events after %d failed attempts", written, self._failed_writes)
+        self._failed_writes = 0
+        self._failure_logged = False
 
 
 _OPEN: weakref.WeakSet[AuditBatch] = weakref.WeakSet()

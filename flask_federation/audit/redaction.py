@@ -155,6 +155,10 @@ class FieldSpec:
     max_length: int | None = None
 
 
+#: Range of the ``int`` fields, whose columns are 32-bit ``INTEGER`` in models/audit.py. PostgreSQL rejects a
+#: value outside it, and a rejected event would block the events batched with it (``FEDERATION_AUDIT_BATCH_READS``).
+INT_FIELD_RANGE = range(-(2**31), 2**31)
+
 #: The allow-list: every field an event may carry. The lengths match models/audit.py.
 EVENT_FIELDS: dict[str, FieldSpec] = {
     "event_id": FieldSpec("str", 40),
@@ -182,7 +186,10 @@ EVENT_FIELDS: dict[str, FieldSpec] = {
 
 
 def serialize_event(fields: Mapping[str, Any], redactor: Redactor) -> dict[str, Any]:
-    """Return the storable form of an event: allowed fields only, each cleaned; other keys are dropped."""
+    """Return the storable form of an event: allowed fields only, each cleaned; other keys are dropped.
+
+    Raises ``ValueError`` for an ``int`` field outside :data:`INT_FIELD_RANGE`.
+    """
     event: dict[str, Any] = {}
     for name, spec in EVENT_FIELDS.items():
         value = fields.get(name)
@@ -192,6 +199,11 @@ def serialize_event(fields: Mapping[str, Any], redactor: Redactor) -> dict[str, 
             event[name] = redactor.clean_string(str(value), spec.max_length)
         elif spec.kind == "int":
             event[name] = int(value)
+            if event[name] not in INT_FIELD_RANGE:
+                raise ValueError(
+                    f"Audit field {name} must be between {INT_FIELD_RANGE.start} and {INT_FIELD_RANGE.stop - 1}, "
+                    f"got {value!r}."
+                )
         elif spec.kind == "datetime":
             if not isinstance(value, dt.datetime) or value.tzinfo is None:
                 raise ValueError(f"Audit field {name} must be a timezone-aware datetime, got {value!r}.")

@@ -107,7 +107,8 @@ def build_event(action: str, **details: Unpack[EventDetails]) -> dict[str, Any]:
     the principal's own id. Request id, client address and user agent come from
     the current request, if any. Every field passes the redaction allow-list.
 
-    Raises ``ValueError`` for an unknown ``kind`` or ``outcome``.
+    Raises ``ValueError`` for an unknown ``kind`` or ``outcome``, or a ``result_count``
+    or ``http_status`` outside the 32-bit range of its column.
     """
     settings = audit_settings()
     kind = details.get("kind", "read")
