@@ -101,7 +101,11 @@ REGISTRY: dict[str, Exercised] = {
     ),
     "createdb -h 127.0.0.1 -U postgres bench_memory": Exercised("manual", "a benchmark run by hand on its own database"),
     "python -m benchmarks.memory --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_memory": Exercised(
-        "manual", "a load test of 30,000 requests and more, minutes long"
+        "manual", "a load test of 100,000 requests, minutes long"
+    ),
+    "python -m benchmarks.memory --variant full_opt_in --requests 500000 --chunks 10 "
+    "--database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_memory": Exercised(
+        "manual", "a load test of 500,000 requests, minutes long"
     ),
     "createdb -h 127.0.0.1 -U postgres bench": Exercised("manual", "a benchmark run by hand on its own database"),
     "python benchmarks/pagination.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench": Exercised(
