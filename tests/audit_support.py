@@ -92,3 +92,19 @@ def stalled_audit_inserts(app: Flask) -> Iterator[Stall]:
     finally:
         stall.release.set()
         sa_event.remove(engine, "before_cursor_execute", wait)
+
+
+@contextlib.contextmanager
+def rejecting_audit_inserts(app: Flask, marker: str) -> Iterator[None]:
+    """Make every INSERT into the audit table fail inside the block when its parameters contain ``marker``."""
+
+    def reject(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if "INSERT INTO FEDERATION_AUDIT_EVENTS" in statement.upper() and marker in str(parameters):
+            raise RuntimeError(f"injected rejection of an event containing {marker!r}")
+
+    engine = get_state(app).db.engine
+    sa_event.listen(engine, "before_cursor_execute", reject)
+    try:
+        yield
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", reject)

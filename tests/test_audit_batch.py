@@ -23,7 +23,14 @@ from flask_federation.audit.writer import build_event
 from flask_federation.database_errors import OUTAGE_LOG
 from flask_federation.state import get_state
 
-from .audit_support import all_events, events_of_request, failing_audit_inserts, only_event, stalled_audit_inserts
+from .audit_support import (
+    all_events,
+    events_of_request,
+    failing_audit_inserts,
+    only_event,
+    rejecting_audit_inserts,
+    stalled_audit_inserts,
+)
 from .conftest import World, bearer
 
 TENANTS = "/federation/provider/v1/tenants"
@@ -161,6 +168,39 @@ def test_events_survive_a_failed_write(batched_app: Flask) -> None:
 
     assert batch.write() == 1
     assert only_event(response).outcome == "success"
+    _chains_verify()
+
+
+def test_failing_batch_keeps_every_event(batched_app: Flask) -> None:
+    world = World()
+    responses = [batched_app.test_client().get(TENANTS, headers=bearer(world.key_a)) for _ in range(3)]
+    batch = _batch(batched_app)
+    with failing_audit_inserts(batched_app), pytest.raises(RuntimeError, match="injected"):
+        batch.write()
+    assert batch.waiting == 3
+
+    assert batch.write() == 3
+    assert [only_event(response).outcome for response in responses] == ["success"] * 3
+    _chains_verify()
+
+
+def test_rejected_event_dropped_others_written(batched_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    """An event that the database rejects on its own is logged and dropped instead of holding back the rest."""
+    world = World()
+    client = batched_app.test_client()
+    before = client.get(TENANTS, headers=bearer(world.key_a))
+    rejected = client.get(TENANTS, headers={**bearer(world.key_a), "User-Agent": "rejected-agent"})
+    after = client.get(TENANTS, headers=bearer(world.key_b))
+    batch = _batch(batched_app)
+
+    with rejecting_audit_inserts(batched_app, "rejected-agent"):
+        assert batch.write() == 2
+    assert batch.waiting == 0
+    assert only_event(before).outcome == "success"
+    assert only_event(after).outcome == "success"
+    assert events_of_request(rejected.headers["X-Request-ID"]) == []
+    assert "Dropped batched audit event" in caplog.text
+    assert "tenant.list on chain provider:" in caplog.text
     _chains_verify()
 
 

@@ -92,7 +92,12 @@ class AuditBatch:
         return len(self._waiting)
 
     def write(self) -> int:
-        """Write every waiting event now and return how many were written; on a database error they keep waiting."""
+        """Write every waiting event now and return how many were written; on a database error they keep waiting.
+
+        When a batch fails for another reason than an outage, its events are written
+        one at a time. An event that fails alone while others succeed is logged and
+        dropped, so that one event the database rejects cannot hold back all the others.
+        """
         with self._write_lock:
             with self._lock:
                 batch = list(self._waiting)
@@ -104,10 +109,26 @@ class AuditBatch:
 
             try:
                 stored = self._commit(batch)
-            except Exception:
-                with self._lock:
-                    self._waiting.extendleft(reversed(batch))
-                raise
+            except Exception as error:
+                if len(batch) == 1 or _is_outage(error):
+                    self._requeue(batch)
+                    raise
+
+                stored, unwritten, rejected = self._commit_each(batch)
+                if not stored:
+                    # Nothing could be written: the cause is the database or the table, not an event.
+                    self._requeue(batch)
+                    raise
+
+                self._requeue(unwritten)
+                for fields in rejected:
+                    logger.error(
+                        "Dropped batched audit event %s (%s on chain %s): the database rejected it, "
+                        "while other events of its batch were written",
+                        fields["event_id"],
+                        fields["action"],
+                        fields["chain"],
+                    )
             finally:
                 with self._lock:
                     self._writing = 0
@@ -122,6 +143,27 @@ class AuditBatch:
                     logger.exception("A receiver of audit_event_recorded failed for event %s", values["event_id"])
 
         return len(stored)
+
+    def _requeue(self, events: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._waiting.extendleft(reversed(events))
+
+    def _commit_each(
+        self, batch: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """Commit the events one at a time; return those stored, those left unwritten by an outage, and those rejected."""
+        stored: list[dict[str, Any]] = []
+        rejected: list[dict[str, Any]] = []
+        for position, fields in enumerate(batch):
+            try:
+                stored.extend(self._commit([fields]))
+            except Exception as error:
+                if _is_outage(error):
+                    return stored, batch[position:], rejected
+
+                rejected.append(fields)
+
+        return stored, [], rejected
 
     def _commit(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         chains: dict[str, list[dict[str, Any]]] = {}
@@ -189,7 +231,7 @@ class AuditBatch:
             written = self.write()
         except Exception as error:
             self._failed_writes += 1
-            if isinstance(error, SQLAlchemyError) and is_database_unavailable(error):
+            if _is_outage(error):
                 OUTAGE_LOG.failed(error)
             elif not self._failure_logged:
                 self._failure_logged = True
@@ -204,6 +246,10 @@ class AuditBatch:
             logger.warning("Wrote %d batched audit events after %d failed attempts", written, self._failed_writes)
         self._failed_writes = 0
         self._failure_logged = False
+
+
+def _is_outage(error: Exception) -> bool:
+    return isinstance(error, SQLAlchemyError) and is_database_unavailable(error)
 
 
 _OPEN: weakref.WeakSet[AuditBatch] = weakref.WeakSet()
