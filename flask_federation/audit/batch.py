@@ -22,7 +22,7 @@ import os
 import threading
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
@@ -248,7 +248,7 @@ class AuditBatch:
         self._failure_logged = False
 
 
-def _is_outage(error: Exception) -> bool:
+def _is_outage(error: Exception) -> TypeGuard[SQLAlchemyError]:
     return isinstance(error, SQLAlchemyError) and is_database_unavailable(error)
 
 
