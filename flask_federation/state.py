@@ -6,6 +6,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from .config import FederationSettings
@@ -28,6 +29,11 @@ class FederationState:
     @property
     def session(self) -> Session:
         return self.db.session  # type: ignore[return-value]
+
+
+def is_in_memory_sqlite(url: URL) -> bool:
+    """Return whether ``url`` names an in-memory SQLite database, which exists only on its one connection."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
 def get_state(app: Flask | None = None) -> FederationState:

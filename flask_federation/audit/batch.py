@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import signals
 from ..database_errors import OUTAGE_LOG, is_database_unavailable
-from ..state import get_state
+from ..state import get_state, is_in_memory_sqlite
 from .chain import append_chain_batch, event_to_dict
 
 logger = logging.getLogger("flask_federation.audit")
@@ -268,7 +268,7 @@ def install(app: Flask) -> None:
 
     with app.app_context():
         url = get_state(app).db.engine.url
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+    if is_in_memory_sqlite(url):
         logger.warning(
             "FEDERATION_AUDIT_BATCH_READS is ignored: an in-memory SQLite database lives on one connection, "
             "which the writer thread cannot share. Audit events are written by each request."

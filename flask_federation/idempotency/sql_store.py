@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..database_errors import describe
 from ..models import IdempotencyKey
+from ..state import is_in_memory_sqlite
 from .store import COMPLETED, IN_PROGRESS, IdempotencyRecord, OutageLog, StoredResponse, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def own_engine(app_engine: Engine) -> Engine:
     commits also commit whatever the session left uncommitted on that connection.
     """
     url = app_engine.url
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+    if is_in_memory_sqlite(url):
         return app_engine
 
     return create_engine(url, pool=app_engine.pool.recreate())
