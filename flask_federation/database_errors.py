@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 
-from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.orm import ORMExecuteState
 
 from .context import request_state
 from .errors import ServiceUnavailable
+from .statements import ran_statements
 
 logger = logging.getLogger("flask_federation")
 
@@ -84,19 +82,8 @@ class DatabaseOutageLog:
 #: The outage log of this process; every app in it shares the database connection settings' fate.
 OUTAGE_LOG = DatabaseOutageLog()
 
-# Keys of the request state: whether the request ran a statement through the session, and whether one failed.
-_QUERIED = "database_queried"
+# Key of the request state: whether a statement of the request failed on the database.
 _FAILED = "database_failed"
-
-
-def _note_query(execute_state: ORMExecuteState) -> None:
-    request_state()[_QUERIED] = True
-
-
-def track_queries(db: SQLAlchemy) -> None:
-    """Note, per request, whether ``db``'s session ran a statement, for :func:`note_request_finished`."""
-    if not event.contains(db.session, "do_orm_execute", _note_query):
-        event.listen(db.session, "do_orm_execute", _note_query)
 
 
 def note_request_finished(status_code: int) -> None:
@@ -107,5 +94,5 @@ def note_request_finished(status_code: int) -> None:
     and then the outage again, for every such response during an outage.
     """
     state = request_state()
-    if status_code < 500 and state.get(_QUERIED) and not state.get(_FAILED):
+    if status_code < 500 and ran_statements() and not state.get(_FAILED):
         OUTAGE_LOG.succeeded()

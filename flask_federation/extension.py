@@ -23,12 +23,11 @@ from .blueprints import register_blueprints, register_oidc_blueprint
 from .config import ConfigurationError, load_settings
 from .context import request_state
 from .database_errors import OUTAGE_LOG as DATABASE_OUTAGE_LOG
-from .database_errors import note_request_finished, track_queries
+from .database_errors import note_request_finished
 from .envelope import error_response
 from .errors import FederationDisabled, FederationError, NotFound, from_http_exception
 from .idempotency import COMPONENT as IDEMPOTENCY_COMPONENT
 from .idempotency import build_store as build_idempotency_store
-from .idempotency.side_effects import track_database_writes
 from .models import metadata
 from .ratelimit.decorator import validate_routes
 from .ratelimit.headers import apply_fields as apply_rate_limit_fields
@@ -36,6 +35,7 @@ from .ratelimit.install import install_rate_limits
 from .request_id import HEADER as REQUEST_ID_HEADER
 from .request_id import get_request_id
 from .state import EXTENSION_KEY, FederationState
+from .statements import track_statements
 
 logger = logging.getLogger("flask_federation")
 
@@ -97,8 +97,7 @@ class Federation:
             state.components["oidc"] = oidc
 
         state.components[IDEMPOTENCY_COMPONENT] = build_idempotency_store(settings, state.db)
-        track_database_writes(state.db)
-        track_queries(state.db)
+        track_statements(state.db)
         register_blueprints(app, settings.url_prefix)
         if settings.oidc_login_enabled:
             register_oidc_blueprint(app, settings.url_prefix)

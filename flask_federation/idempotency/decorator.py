@@ -40,8 +40,8 @@ from ..request_body import read_body
 from ..request_id import HEADER as REQUEST_ID_HEADER
 from ..request_id import get_request_id
 from ..state import get_state
+from ..statements import database_write_count
 from .keys import HEADER, REPLAYED_HEADER, lookup_key, parse_key, request_fingerprint
-from .side_effects import database_write_count
 from .store import IdempotencyStore, StoredResponse, StoreUnavailable
 
 logger = logging.getLogger("flask_federation.idempotency")
