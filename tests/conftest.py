@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
-from flask_federation import Federation, admin
+from flask_federation import Federation, admin, signals
 from flask_federation.models import metadata
 from flask_federation.state import get_state
 
@@ -113,6 +113,19 @@ class StatementCounter:
 
     def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.statements.append(statement)
+
+
+@pytest.fixture
+def received() -> Iterator[list[dict[str, Any]]]:
+    """Return the events that ``audit_event_recorded`` sends while the test runs."""
+    events: list[dict[str, Any]] = []
+
+    def receiver(sender: Flask, event: dict[str, Any]) -> None:
+        events.append(event)
+
+    signals.audit_event_recorded.connect(receiver)
+    yield events
+    signals.audit_event_recorded.disconnect(receiver)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -273,18 +272,6 @@ def test_host_route_exception_recorded(app: Flask, world: World) -> None:
     assert event.outcome == "error"
     assert event.http_status == 500
     assert event.error_code == "internal_error"
-
-
-@pytest.fixture
-def received() -> Iterator[list[dict[str, Any]]]:
-    events: list[dict[str, Any]] = []
-
-    def receiver(sender: Flask, event: dict[str, Any]) -> None:
-        events.append(event)
-
-    signals.audit_event_recorded.connect(receiver)
-    yield events
-    signals.audit_event_recorded.disconnect(receiver)
 
 
 def test_signal_carries_committed_event(client: Any, world: World, received: list[dict[str, Any]]) -> None:

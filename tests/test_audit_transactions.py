@@ -9,7 +9,7 @@ import pytest
 from flask import Flask, jsonify
 from sqlalchemy import func, select
 
-from flask_federation import admin, record, signals, with_audit, with_provider_auth
+from flask_federation import admin, record, with_audit, with_provider_auth
 from flask_federation.audit import acting_as, changes_between
 from flask_federation.errors import ValidationFailed
 from flask_federation.models import Credential, Provider, Tenant
@@ -131,18 +131,6 @@ def test_deleting_actor_keeps_history(app: Flask, world: World) -> None:
     assert {event.action for event in history} >= {"provider.create", "key.issue", "tenant.create"}
     assert next(event for event in history if event.action == "provider.create").actor_name is None
     assert history[0].changes["after"]["name"] == "Provider B"
-
-
-@pytest.fixture
-def received() -> Iterator[list[dict[str, Any]]]:
-    events: list[dict[str, Any]] = []
-
-    def receiver(sender: Flask, event: dict[str, Any]) -> None:
-        events.append(event)
-
-    signals.audit_event_recorded.connect(receiver)
-    yield events
-    signals.audit_event_recorded.disconnect(receiver)
 
 
 def test_signal_waits_for_commit(app: Flask, world: World, received: list[dict[str, Any]]) -> None:
