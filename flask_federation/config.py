@@ -38,7 +38,7 @@ LEGACY_AUTH_ENABLED = "FEDERATION_LEGACY_AUTH_ENABLED"
 CREDENTIAL_CACHE_SECONDS = "FEDERATION_CREDENTIAL_CACHE_SECONDS"
 CREDENTIAL_CACHE_SIZE = "FEDERATION_CREDENTIAL_CACHE_SIZE"
 
-#: Longest accepted FEDERATION_CREDENTIAL_CACHE_SECONDS, because it is how long a revoked key may keep working in
+#: Maximum accepted FEDERATION_CREDENTIAL_CACHE_SECONDS, because it is how long a revoked key may keep working in
 #: other processes. Longer would not help: an entry is read again once the key's last_used_at is a minute old.
 MAX_CREDENTIAL_CACHE_SECONDS = 60
 OIDC_ENABLED = "FEDERATION_OIDC_ENABLED"
@@ -537,7 +537,7 @@ SETTINGS: tuple[Setting, ...] = (
         CREDENTIAL_CACHE_SIZE,
         10_000,
         parse_positive_int,
-        "Most API keys each worker process caches when `FEDERATION_CREDENTIAL_CACHE_SECONDS` is on; the least "
+        "Maximum number of API keys each worker process caches when `FEDERATION_CREDENTIAL_CACHE_SECONDS` is on; the least "
         "recently used key is dropped first.",
     ),
     Setting(
@@ -768,7 +768,7 @@ SETTINGS: tuple[Setting, ...] = (
         AUDIT_BATCH_SECONDS,
         0.1,
         parse_positive_number,
-        "Longest time a batched audit event waits before it is written.",
+        "Maximum seconds a batched audit event waits before it is written.",
     ),
     Setting(
         AUDIT_BATCH_LIMIT,

@@ -1,7 +1,8 @@
 """The statements a request ran through the session: whether it ran any, and how many wrote.
 
-The idempotency guard tells a rejected request from one that acted by its writes,
-and the database outage log ends an outage only after a request that ran statements.
+The idempotency guard uses the write count to distinguish a rejected request from
+one that acted. The database outage log ends an outage only after a request that
+ran statements.
 Both read one pair of session listeners, so each statement is noted once.
 """
 

@@ -36,8 +36,8 @@ logger = logging.getLogger("flask_federation.audit")
 
 _COMPONENT = "audit_batch"
 
-#: Longest time interpreter exit waits for the queued events to be written, so that a stalled database,
-#: which may never respond, cannot keep a worker process from exiting.
+#: Maximum seconds that interpreter exit waits for the queued events to be written, so that a stalled
+#: database, which may never respond, cannot keep a worker process from exiting.
 CLOSE_TIMEOUT_SECONDS = 10.0
 
 
